@@ -1,0 +1,55 @@
+"""Grids of small images (OIPs, generated faces, dream tiles): arrays in, Figure out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def image_grid(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    cmap: str = "viridis",
+    ncols: int | None = None,
+    suptitle: str | None = None,
+    cell_inches: float = 1.3,
+    normalize_each: bool = True,
+    blank: Sequence[bool] | None = None,
+) -> Figure:
+    """Draw ``images`` in a grid of panels without axes.
+
+    :param images: (n, H, W) grayscale (drawn with ``cmap``) or (n, H, W, 3) RGB in [0, 1].
+    :param titles: one short title per image (e.g. ``"12: 3.41"``), or None.
+    :param ncols: columns; default about sqrt(n), at most 16.
+    :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale).
+    :param blank: per image, True draws an empty panel (e.g. a dead map) instead of the pixels.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be (n, H, W) or (n, H, W, 3), got shape {images.shape}")
+    n = len(images)
+    ncols = ncols or min(16, max(1, math.ceil(math.sqrt(n))))
+    nrows = max(1, math.ceil(n / ncols))
+    fig = Figure(figsize=(ncols * cell_inches, nrows * cell_inches + (0.4 if suptitle else 0)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        if blank is not None and blank[i]:
+            ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, color="0.5", transform=ax.transAxes)
+        elif images.ndim == 3:
+            img = images[i]
+            lo, hi = (float(img.min()), float(img.max())) if normalize_each else (None, None)
+            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi if hi != lo else None, interpolation="nearest")
+        else:
+            ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=6, pad=1)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    return fig

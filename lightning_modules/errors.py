@@ -1,0 +1,10 @@
+"""The one exception type for bad user input.
+
+Raised wherever input is checked (config values, data folders, image files, layer names, run ids). The command
+line prints its message as a single line on stderr and exits with code 2; anything else is a bug and keeps its
+traceback. It imports nothing, so pure analysis code can raise it too.
+"""
+
+
+class InputError(ValueError):
+    """Bad user input; ``str(err)`` is the one line shown to the user (name the key, the value and what is allowed)."""
