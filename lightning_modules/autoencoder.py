@@ -1,0 +1,45 @@
+"""LightningModule for the convolutional autoencoders: reconstruction loss, per-epoch logging."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from lightning_modules.base import TrainableModule
+
+LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
+
+
+class AutoencoderModule(TrainableModule):
+    """Trains an autoencoder (``network.encode``/``network.decode``) to reconstruct its input.
+
+    Batches are image tensors (B, C, H, W) in [0, 1], or tuples whose first element is one (labels ignored).
+    Logs per epoch ``train/loss``, ``val/loss``, ``test/loss`` and ``train/lr``.
+
+    :param loss: ``mse`` (default) or ``bce`` (the decoder ends in a sigmoid, so both apply).
+    Other arguments as :class:`~lightning_modules.base.TrainableModule`.
+    """
+
+    def __init__(self, *args, loss: str = "mse", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
+        self.loss_name = loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        loss = LOSSES[self.loss_name](self.network(x), x)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")

@@ -1,0 +1,37 @@
+"""LightningModule for the MNIST CNN: cross-entropy, accuracy, per-epoch logging."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from lightning_modules.base import TrainableModule
+
+
+class ClassifierModule(TrainableModule):
+    """Trains a classifier network on (image, label) batches.
+
+    Logs per epoch: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``,
+    ``train/lr``. Arguments as :class:`~lightning_modules.base.TrainableModule`.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.network(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(dim=1) == y).float().mean()
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
