@@ -1,0 +1,41 @@
+# Two commands a new user needs:  `make demo`  and  `make test`.
+# torch is installed first and pinned, so pip takes the CPU build and never pulls CUDA wheels.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast ui bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## make demo: set up, train and analyse the demo runs on bundled data, print how to open the UI
+demo: setup
+	$(BIN)/latentdream demo
+
+## make test: set up and run the whole suite (slow tests included)
+test: setup
+	$(BIN)/python -m pytest -q
+
+## make test-fast: the edit loop (slow tests skipped)
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+ui: setup
+	$(BIN)/latentdream ui
+
+bench: setup
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

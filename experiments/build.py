@@ -1,0 +1,69 @@
+"""Turn each config section into plain constructor arguments; no object below sees the config tree."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lightning_modules.autoencoder import AutoencoderModule
+from lightning_modules.base import TrainableModule
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.networks import ConvAutoencoder, MnistCNN
+from lightning_modules.optim import make_optimizer_factory, make_scheduler_factory
+
+
+def _plain(section: DictConfig) -> dict:
+    return OmegaConf.to_container(section, resolve=True)
+
+
+def is_autoencoder(cfg: DictConfig) -> bool:
+    return cfg.model.name == "conv_autoencoder"
+
+
+def build_datamodule(cfg: DictConfig):
+    """The DataModule for ``cfg.data``; autoencoders get images without labels."""
+    from lightning_modules.data.modules import FacesDataModule, MnistDataModule
+
+    data = _plain(cfg.data)
+    name = data.pop("name")
+    seed = cfg.trainer.seed
+    if name == "faces":
+        return FacesDataModule(**data, seed=seed)
+    return MnistDataModule(**data, bundled=name == "mnist_bundled", seed=seed, with_labels=not is_autoencoder(cfg))
+
+
+def build_network(cfg: DictConfig, in_channels: int, image_size: int) -> nn.Module:
+    """The plain network for ``cfg.model``, sized for the data (channels, side length)."""
+    model = _plain(cfg.model)
+    name = model.pop("name")
+    if name == "conv_autoencoder":
+        model.pop("loss")
+        return ConvAutoencoder(in_channels=in_channels, image_size=image_size, **model)
+    return MnistCNN(in_channels=in_channels, image_size=image_size, **model)
+
+
+def build_module(cfg: DictConfig, network: nn.Module) -> TrainableModule:
+    """The LightningModule training ``network`` with the optimizer and schedule of ``cfg``."""
+    optim = _plain(cfg.optim)
+    weight_decay = optim.pop("weight_decay")
+    sched = _plain(cfg.scheduler)
+    factories = dict(
+        optimizer_factory=make_optimizer_factory(**optim),
+        scheduler_factory=make_scheduler_factory(**sched),
+        weight_decay=weight_decay,
+    )
+    if is_autoencoder(cfg):
+        return AutoencoderModule(network, loss=cfg.model.loss, **factories)
+    return ClassifierModule(network, **factories)
+
+
+def trainer_kwargs(cfg: DictConfig) -> dict:
+    """``lightning.Trainer`` arguments from ``cfg.trainer`` (seed removed, unset limits dropped)."""
+    kwargs = _plain(cfg.trainer)
+    kwargs.pop("seed")
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def build_callbacks(cfg: DictConfig) -> list:
+    """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs for the CNN)."""
+    return []

@@ -1,0 +1,84 @@
+"""The ``latentdream`` command: ``train``, ``demo``, ``ui`` (later: ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``).
+
+Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs keep their
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from lightning_modules.errors import InputError
+
+
+def _quiet() -> None:
+    # Library chatter (MLflow's DB migrations, Lightning's tips) drowns the lines a user needs.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("mlflow", "alembic", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from experiments.config import load_experiment
+    from experiments.train import train
+
+    cfg = load_experiment(args.experiment, args.overrides)
+    result = train(cfg, command=" ".join(["latentdream", *sys.argv[1:]]))
+    print(f"run {result.run_id} finished in experiment {cfg.tracking.experiment_name or cfg.name!r}")
+    for key in sorted(result.metrics):
+        print(f"  {key} = {result.metrics[key]:.4f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from experiments.demo import run_demo
+
+    run_demo(args.overrides)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from experiments.ui import serve
+
+    return serve(host=args.host, port=args.port)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one experiment into a new MLflow run")
+    p.add_argument("experiment", help="experiment name (experiments/configs/NAME.yaml) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=5e-4 trainer.max_epochs=12")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="train and analyse the demo runs on bundled data into the local store")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every demo run")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    _quiet()
+    try:
+        return args.func(args)
+    except InputError as err:
+        print(f"latentdream: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
