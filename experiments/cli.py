@@ -19,6 +19,7 @@ def _quiet() -> None:
     # Library chatter (MLflow's DB migrations, Lightning's tips) drowns the lines a user needs.
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format notice: we chose it on purpose
     for name in ("mlflow", "alembic", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -129,13 +129,14 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
         logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
         trainer = L.Trainer(logger=logger, callbacks=[checkpoint, *build_callbacks(cfg)], **trainer_kwargs(cfg))
         trainer.fit(module, datamodule=datamodule)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = checkpoint.best_model_path
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         if best:
             mlflow.log_artifact(best, tracking.CHECKPOINT_DIR)
         if cfg.tracking.log_model:
             _log_model(module.network, datamodule)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
         raise

@@ -29,9 +29,13 @@ class AutoencoderModule(TrainableModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+    def reconstruction_loss(self, batch) -> torch.Tensor:
+        """Mean reconstruction loss of a batch of images (B, C, H, W) in [0, 1]."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        loss = LOSSES[self.loss_name](self.network(x), x)
+        return LOSSES[self.loss_name](self.network(x), x)
+
+    def _shared_step(self, batch, stage: str) -> torch.Tensor:
+        loss = self.reconstruction_loss(batch)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
 
