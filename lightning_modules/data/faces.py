@@ -1,0 +1,523 @@
+"""Aligned face images (CelebA or any folder of JPEG/PNG faces) decoded once into a memory-mapped uint8 cache.
+
+Decoding ~200,000 JPEGs every epoch would cost far more than training a small autoencoder, so the first use
+centre-crops, resizes and converts every image once and stores the result as ``faces-<key>.npy`` (N, H, W, C) uint8
+with a JSON sidecar naming the files kept. Later epochs and runs only ``np.load(..., mmap_mode="r")`` it.
+
+Layout of ``root``: either ``root/img_align_celeba/*.jpg`` (CelebA's own layout, with ``list_eval_partition.txt``
+beside the image folder) or the images directly in ``root``. The cache key hashes the sorted file names, sizes and
+mtimes plus every preprocessing parameter, so editing the folder or a parameter builds a new cache; the file is
+written to a temporary name and moved into place with ``os.replace``, so a killed build never leaves half a cache.
+
+Datasets:
+
+* :class:`ImageArrayDataset` — any uint8 image array (also MNIST) → float32 (C, H, W) in [0, 1]. For faces it
+  returns the image tensor only: the autoencoder's target is its input.
+* :class:`FaceFileDataset` — the uncached path (decode + crop + resize per item); used by the benchmark.
+
+Nothing here imports ``lightning``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+import struct
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, default_collate
+from tqdm.auto import tqdm
+
+from lightning_modules.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CELEBA_IMAGE_DIR = "img_align_celeba"
+PARTITION_FILE = "list_eval_partition.txt"
+CACHE_DIRNAME = ".latentdream_cache"
+#: Bump when preprocessing changes, so that old caches are not reused.
+CACHE_VERSION = 1
+SPLITS = ("train", "val", "test")
+# LANCZOS after JPEG draft decoding: draft leaves at most a 2x reduction, so the filter's cost is small.
+_RESAMPLE = Image.Resampling.LANCZOS
+_REDUCING_GAP = 3.0
+# Errors that mean "this file is not a readable image" (PIL raises all of these for broken files).
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class FaceFolder:
+    """What a face folder holds: the image directory and every candidate file in it (sorted).
+
+    :ivar root: the folder the user named (``data.root``).
+    :ivar image_dir: where the files are: ``root/img_align_celeba`` if that exists, else ``root``.
+    :ivar files: sorted names of the regular, non-hidden files in ``image_dir`` (images and anything else; the
+        non-images are skipped and counted when decoding).
+    :ivar sizes: byte size of each file.
+    :ivar mtimes_ns: modification time of each file in ns.
+    :ivar partition_file: ``list_eval_partition.txt`` if found in ``root`` or beside ``img_align_celeba``, else None.
+    """
+
+    root: Path
+    image_dir: Path
+    files: tuple[str, ...]
+    sizes: tuple[int, ...]
+    mtimes_ns: tuple[int, ...]
+    partition_file: Path | None
+
+
+@dataclass(frozen=True)
+class FaceCache:
+    """An opened face cache.
+
+    :ivar images: read-only memmap, uint8 (N, H, W, C), values 0..255.
+    :ivar files: name (in ``folder.image_dir``) of each of the N images, in cache order.
+    :ivar n_skipped: candidate files that were not readable images when the cache was built.
+    :ivar path: the ``.npy`` file; the sidecar is the same path with suffix ``.json``.
+    :ivar folder: the scanned folder the cache belongs to.
+    """
+
+    images: np.ndarray
+    files: tuple[str, ...]
+    n_skipped: int
+    path: Path
+    folder: FaceFolder
+
+
+def check_face_params(image_size: int, channels: int, crop: int | None, max_images: int | None = None) -> None:
+    """Reject bad preprocessing parameters with one line naming the config key (``data.<name>``)."""
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
+        raise InputError(f"data.image_size={image_size!r}: must be a positive integer (e.g. 64, 96, 128)")
+    if channels not in (1, 3):
+        raise InputError(f"data.channels={channels!r}: allowed are 1 (grayscale) or 3 (RGB)")
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop <= 0):
+        raise InputError(f"data.crop={crop!r}: must be a positive integer or null (largest centred square)")
+    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int) or max_images <= 0):
+        raise InputError(f"data.max_images={max_images!r}: must be a positive integer or null (all images)")
+
+
+def scan_face_folder(root: str | Path, max_images: int | None = None) -> FaceFolder:
+    """List the candidate files of a face folder (no file is opened).
+
+    :param max_images: keep only this many files, evenly spaced over the sorted list. CelebA's partition runs in
+        file order (train, then val, then test), so an evenly spaced subset keeps every split's share.
+    :raises InputError: missing folder, or no ``.jpg``/``.jpeg``/``.png`` file at all.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise InputError(f"data.root={root}: folder does not exist")
+    if not root.is_dir():
+        raise InputError(f"data.root={root}: not a folder")
+    image_dir = root / CELEBA_IMAGE_DIR if (root / CELEBA_IMAGE_DIR).is_dir() else root
+    entries = []
+    with os.scandir(image_dir) as it:
+        for entry in it:
+            if entry.name.startswith(".") or entry.name == PARTITION_FILE or not entry.is_file():
+                continue
+            stat = entry.stat()
+            entries.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    entries.sort()
+    if max_images is not None and max_images < len(entries):
+        picks = np.linspace(0, len(entries), max_images, endpoint=False).astype(np.int64)
+        entries = [entries[i] for i in picks]
+    if not any(name.lower().endswith(IMAGE_SUFFIXES) for name, _, _ in entries):
+        raise InputError(f"data.root={root}: no {'/'.join(IMAGE_SUFFIXES)} images in {image_dir}")
+    names, sizes, mtimes = zip(*entries)
+    return FaceFolder(root, image_dir, names, sizes, mtimes, _find_partition_file(root, image_dir))
+
+
+def _find_partition_file(root: Path, image_dir: Path) -> Path | None:
+    places = [root, image_dir.parent] if image_dir != root else [root]
+    if image_dir == root and root.name == CELEBA_IMAGE_DIR:  # the user named the image folder itself
+        places.append(root.parent)
+    for place in places:
+        if (place / PARTITION_FILE).is_file():
+            return place / PARTITION_FILE
+    return None
+
+
+def face_cache_key(folder: FaceFolder, image_size: int, crop: int | None, channels: int) -> str:
+    """16 hex digits of a SHA-256 over the folder listing (names, sizes, mtimes) and the preprocessing parameters.
+
+    The folder's path is not part of the key: a copy with the same names, sizes and mtimes holds the same data.
+    """
+    payload = {
+        "version": CACHE_VERSION,
+        "image_size": image_size,
+        "crop": crop,
+        "channels": channels,
+        "resample": _RESAMPLE.name,
+        "files": [list(folder.files), list(folder.sizes), list(folder.mtimes_ns)],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def preprocess_face(path: str | Path, image_size: int = 64, crop: int | None = None, channels: int = 3) -> np.ndarray:
+    """Decode one image, centre-crop a square, resize it and convert it to RGB or grayscale.
+
+    The crop is the centred ``crop`` x ``crop`` square (``None`` → ``min(H, W)``, which for CelebA's 178x218
+    images is the usual 178x178 crop); it is resized to ``image_size`` x ``image_size`` with LANCZOS. JPEGs are
+    decoded at a reduced scale (``Image.draft``: 1/2, 1/4 or 1/8) as long as the crop still covers
+    ``image_size`` pixels, which makes decoding several times faster.
+
+    :return: uint8 (image_size, image_size, channels).
+    :raises InputError: ``crop`` larger than the image.
+    :raises OSError, SyntaxError, ValueError, ...: the file is not a readable image (callers skip it).
+    """
+    path = Path(path)
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(path) as im:
+        width, height = im.size
+        side = min(width, height) if crop is None else crop
+        if side > min(width, height):
+            raise InputError(f"data.crop={crop}: larger than the {width}x{height} image {path.name}")
+        scale = image_size / side
+        if scale < 1:  # only ever draft-decode smaller, never larger
+            im.draft(mode, (math.ceil(width * scale), math.ceil(height * scale)))
+        sx, sy = im.size[0] / width, im.size[1] / height
+        left, top = (width - side) / 2, (height - side) / 2
+        box = (left * sx, top * sy, (left + side) * sx, (top + side) * sy)
+        out = im.convert(mode).resize((image_size, image_size), _RESAMPLE, box=box, reducing_gap=_REDUCING_GAP)
+        array = np.array(out, dtype=np.uint8)  # a writable copy (torch warns about read-only arrays)
+    return array.reshape(image_size, image_size, channels)
+
+
+def _decode_task(task: tuple[str, int, int | None, int]) -> np.ndarray | None:
+    path, image_size, crop, channels = task
+    if not path.lower().endswith(IMAGE_SUFFIXES):
+        return None
+    try:
+        return preprocess_face(path, image_size, crop, channels)
+    except InputError:
+        raise
+    except _UNREADABLE:
+        return None
+
+
+def _decoded(tasks: list, workers: int) -> Iterator[np.ndarray | None]:
+    if workers <= 1:
+        yield from map(_decode_task, tasks)
+        return
+    with multiprocessing.get_context().Pool(workers) as pool:
+        yield from pool.imap(_decode_task, tasks, chunksize=64)
+
+
+def resolve_cache_dir(root: Path, cache_dir: str | Path | None) -> Path:
+    """The folder for cache files: ``cache_dir`` if given, else ``root/.latentdream_cache``, else (read-only root)
+    ``~/.cache/latentdream``. Created if missing."""
+    if cache_dir is not None:
+        directory = Path(cache_dir).expanduser()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"data.cache_dir={cache_dir}: cannot create it ({err.strerror or err})") from None
+        if not os.access(directory, os.W_OK):
+            raise InputError(f"data.cache_dir={cache_dir}: folder is not writable")
+        return directory
+    directory = root / CACHE_DIRNAME
+    try:
+        directory.mkdir(exist_ok=True)
+        if os.access(directory, os.W_OK):
+            return directory
+    except OSError:
+        pass  # read-only root (a shared dataset): fall back to the user's cache
+    directory = Path.home() / ".cache" / "latentdream"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _open_cache(npy: Path, folder: FaceFolder) -> FaceCache | None:
+    """Open a complete cache, or return None if it is absent or inconsistent (it is then rebuilt)."""
+    sidecar = npy.with_suffix(".json")
+    if not (npy.is_file() and sidecar.is_file()):
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+        images = np.load(npy, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if images.ndim != 4 or images.dtype != np.uint8 or len(meta.get("files", ())) != len(images):
+        return None
+    return FaceCache(images, tuple(meta["files"]), len(meta.get("skipped", ())), npy, folder)
+
+
+def build_face_cache(
+    root: str | Path,
+    image_size: int = 64,
+    crop: int | None = None,
+    channels: int = 3,
+    cache_dir: str | Path | None = None,
+    max_images: int | None = None,
+    workers: int = 0,
+    progress: bool = True,
+) -> FaceCache:
+    """Return the uint8 cache of a face folder, decoding every image once if no matching cache exists.
+
+    Unreadable or non-image files are skipped and reported in one warning ("skipped 3 unreadable files of 1000").
+
+    :param root: the face folder (see module docstring for the layouts).
+    :param image_size: side length in pixels of the cached square images (64 default; 96, 128 ...).
+    :param crop: side of the centred square cut before resizing; ``None`` → ``min(H, W)`` (178 for CelebA).
+    :param channels: 3 (RGB) or 1 (grayscale).
+    :param cache_dir: where to put the cache; ``None`` → ``root/.latentdream_cache`` (or ``~/.cache/latentdream``
+        when ``root`` is read-only).
+    :param max_images: use only this many files (evenly spaced over the sorted names); ``None`` → all.
+    :param workers: decoding processes; 0 or 1 decodes in this process.
+    :param progress: show a tqdm bar while decoding.
+    :raises InputError: bad parameters, missing folder, no images, or no readable image.
+    """
+    check_face_params(image_size, channels, crop, max_images)
+    folder = scan_face_folder(root, max_images)
+    key = face_cache_key(folder, image_size, crop, channels)
+    npy = resolve_cache_dir(folder.root, cache_dir) / f"faces-{key}.npy"
+    cache = _open_cache(npy, folder)
+    if cache is None:
+        _write_cache(npy, folder, image_size, crop, channels, workers, progress)
+        cache = _open_cache(npy, folder)
+    return cache
+
+
+def _write_cache(
+    npy: Path, folder: FaceFolder, image_size: int, crop: int | None, channels: int, workers: int, progress: bool
+) -> None:
+    n = len(folder.files)
+    shape = (image_size, image_size, channels)
+    # Unique temp names: two runs building the same cache at once each write their own file; the last replace wins
+    # and both results are identical.
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")
+    tmp_final = tmp.with_name(tmp.name.replace(".tmp.npy", ".final.tmp.npy"))
+    tmp_json = tmp.with_suffix(".json")
+    kept: list[str] = []
+    skipped: list[str] = []
+    try:
+        buffer = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
+        tasks = [(str(folder.image_dir / name), image_size, crop, channels) for name in folder.files]
+        with tqdm(_decoded(tasks, workers), total=n, desc="caching faces", unit="img", disable=not progress) as bar:
+            for image, name in zip(bar, folder.files):  # bar first: zip then drains it and the pool closes
+                if image is None:
+                    skipped.append(name)
+                    continue
+                buffer[len(kept)] = image
+                kept.append(name)
+        if not kept:
+            raise InputError(f"data.root={folder.root}: none of the {n} files in {folder.image_dir} is readable")
+        if len(kept) < n:  # the header holds the shape, so a shorter array needs a new file
+            final = np.lib.format.open_memmap(tmp_final, mode="w+", dtype=np.uint8, shape=(len(kept), *shape))
+            for start in range(0, len(kept), 4096):
+                stop = min(start + 4096, len(kept))
+                final[start:stop] = buffer[start:stop]
+            final.flush()
+            del final
+            os.replace(tmp_final, tmp)
+        else:
+            buffer.flush()
+        del buffer
+        meta = {
+            "version": CACHE_VERSION,
+            "image_dir": str(folder.image_dir),
+            "image_size": image_size,
+            "crop": crop,
+            "channels": channels,
+            "n_candidates": n,
+            "files": kept,
+            "skipped": skipped,
+        }
+        tmp_json.write_text(json.dumps(meta))
+        # The sidecar goes last: a cache counts as complete only when both files exist.
+        os.replace(tmp, npy)
+        os.replace(tmp_json, npy.with_suffix(".json"))
+    finally:
+        for leftover in (tmp, tmp_final, tmp_json):
+            leftover.unlink(missing_ok=True)
+    if skipped:
+        examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        logger.warning("skipped %d unreadable files of %d in %s (%s)", len(skipped), n, folder.image_dir, examples)
+
+
+def read_partition(path: str | Path) -> dict[str, int]:
+    """Parse CelebA's ``list_eval_partition.txt`` (``<file name> <0|1|2>`` per line) into {name: split}.
+
+    0 = train, 1 = val, 2 = test. Blank lines are ignored.
+
+    :raises InputError: a malformed line, naming the file and the line number.
+    """
+    path = Path(path)
+    partition: dict[str, int] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+            raise InputError(f"{path.name}: line {number}: expected '<file> <0|1|2>', got {line.strip()!r}")
+        partition[parts[0]] = int(parts[1])
+    return partition
+
+
+def split_indices(
+    n: int, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Seeded random split of ``range(n)`` into train/val/test index arrays (each sorted ascending).
+
+    ``n_val = round(val_fraction * n)`` and ``n_test = round(test_fraction * n)``, but at least 1 when the
+    fraction is positive, so tiny datasets still have a validation batch.
+
+    :raises InputError: fractions outside [0, 1) or leaving no training image.
+    """
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            raise InputError(f"data.{key}={value}: must be in [0, 1)")
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
+    if n_val + n_test >= n:
+        raise InputError(
+            f"data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: leave no training image of {n}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    # Sorted indices make a pass over a split read the memmap front to back.
+    return {
+        "test": np.sort(order[:n_test]),
+        "val": np.sort(order[n_test : n_test + n_val]),
+        "train": np.sort(order[n_test + n_val :]),
+    }
+
+
+def split_faces(
+    cache: FaceCache, val_fraction: float = 0.05, test_fraction: float = 0.05, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Train/val/test indices into ``cache.images``: by ``list_eval_partition.txt`` if the folder has one
+    (fractions and seed are then unused), else by :func:`split_indices`. Files the partition file does not list
+    are left out, with a warning.
+
+    :return: ``{"train": idx, "val": idx, "test": idx}``, int64 arrays sorted ascending.
+    """
+    if cache.folder.partition_file is None:
+        return split_indices(len(cache.files), val_fraction, test_fraction, seed)
+    partition = read_partition(cache.folder.partition_file)
+    codes = np.array([partition.get(name, -1) for name in cache.files])
+    unlisted = int(np.sum(codes < 0))
+    if unlisted:
+        logger.warning("%d of %d images are not in %s; they are left out", unlisted, len(codes), PARTITION_FILE)
+    return {split: np.flatnonzero(codes == code) for code, split in enumerate(SPLITS)}
+
+
+class ImageArrayDataset(Dataset):
+    """uint8 images → float32 tensors (C, H, W) in [0, 1]; with labels, items are ``(image, label)``.
+
+    Without labels an item is just the image tensor (for the autoencoder the target is the input itself).
+    ``images`` may be an array or the path of a ``.npy`` file; a path is memory-mapped lazily in each process, so
+    DataLoader workers share the page cache instead of receiving a pickled copy of the whole array.
+    :meth:`__getitems__` converts a whole batch at once (DataLoader uses it automatically); pass
+    ``collate_fn=collate_samples`` to skip re-stacking the samples (``default_collate`` also works, a bit slower).
+
+    :param images: uint8 (N, H, W, C) or (N, H, W) (one channel), or a ``.npy`` path holding such an array.
+    :param indices: which of the N images this dataset exposes (e.g. a split); ``None`` → all.
+    :param labels: int64 (N,) class labels aligned with ``images`` (not with ``indices``), or ``None``.
+    """
+
+    def __init__(
+        self, images: np.ndarray | str | Path, indices: Sequence[int] | None = None, labels: np.ndarray | None = None
+    ) -> None:
+        self._path = None if isinstance(images, np.ndarray) else Path(images)
+        self._images = images if isinstance(images, np.ndarray) else None
+        n = len(self._array())
+        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels, dtype=np.int64))
+
+    def _array(self) -> np.ndarray:
+        if self._images is None:
+            self._images = np.load(self._path, mmap_mode="r")
+        return self._images
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if self._path is not None:
+            state["_images"] = None  # reopen the memmap in the worker instead of pickling its contents
+        return state
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batch(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Images at ``positions`` (into this dataset) as one float32 tensor (B, C, H, W) in [0, 1]."""
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        raw = self._array()[rows]
+        if raw.ndim == 3:
+            raw = raw[..., None]
+        raw = raw.transpose(0, 3, 1, 2)
+        # numpy, not torch: this small memory-bound op runs single-threaded, while torch's OpenMP threads were
+        # measured 10-20x slower on a busy 2-core machine (barrier waits) — and DataLoader workers add more threads.
+        out = np.empty(raw.shape, dtype=np.float32)
+        np.divide(raw, np.float32(255.0), out=out)
+        return torch.from_numpy(out)
+
+    def without_labels(self) -> ImageArrayDataset:
+        """The same images (same indices, same backing array or file) without labels."""
+        return ImageArrayDataset(self._path if self._path is not None else self._images, self.indices)
+
+    def uint8_images(self) -> np.ndarray:
+        """All images of this dataset as a uint8 copy (N, C, H, W), values 0..255, in dataset order."""
+        images = np.asarray(self._array()[self.indices])
+        if images.ndim == 3:
+            images = images[..., None]
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+    def __getitem__(self, position: int):
+        image = self.batch([position])[0]
+        if self.labels is None:
+            return image
+        return image, self.labels[int(self.indices[position])]
+
+    def __getitems__(self, positions: list[int]) -> CollatedSamples:
+        # One vectorised uint8 → float conversion per batch. The samples keep default_collate working; the
+        # DataModules' collate_samples just takes the ready batch (no unbind + re-stack).
+        images = self.batch(positions)
+        if self.labels is None:
+            return CollatedSamples(list(images), images)
+        labels = self.labels[torch.from_numpy(self.indices[np.asarray(positions, dtype=np.int64)])]
+        return CollatedSamples(list(zip(images, labels)), (images, labels))
+
+
+class CollatedSamples(list):
+    """A list of samples (what ``default_collate`` expects) that also carries them already collated."""
+
+    def __init__(self, samples: list, collated) -> None:
+        super().__init__(samples)
+        self.collated = collated
+
+
+def collate_samples(data: list):
+    """DataLoader ``collate_fn``: the ready batch of an :class:`ImageArrayDataset`, else ``default_collate``."""
+    if isinstance(data, CollatedSamples):
+        return data.collated
+    return default_collate(data)
+
+
+class FaceFileDataset(Dataset):
+    """Uncached faces: every item decodes, crops and resizes its file (what the cache saves; for benchmarks).
+
+    :param paths: image files.
+    :return: items are float32 (C, H, W) in [0, 1].
+    """
+
+    def __init__(self, paths: Sequence[str | Path], image_size: int = 64, crop: int | None = None, channels: int = 3):
+        check_face_params(image_size, channels, crop)
+        self.paths = [Path(p) for p in paths]
+        self.image_size, self.crop, self.channels = image_size, crop, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = preprocess_face(self.paths[index], self.image_size, self.crop, self.channels)
+        return torch.from_numpy(np.divide(image.transpose(2, 0, 1), np.float32(255.0), dtype=np.float32))
