@@ -132,3 +132,15 @@ class RunWriter:
         batch = [Metric(key=k, value=float(v), timestamp=now, step=int(step)) for k, v in values.items()]
         for start in range(0, len(batch), 1000):  # MLflow's per-request metric limit
             self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
+
+
+def writer_for(trainer: Any) -> RunWriter | None:
+    """A :class:`RunWriter` for the MLflow run that ``trainer`` logs to, or None where nothing should be written:
+    on ranks other than 0, during the sanity check, or without an MLflow logger (e.g. ``fast_dev_run``)."""
+    if getattr(trainer, "global_rank", 0) != 0 or getattr(trainer, "sanity_checking", False):
+        return None
+    for logger in getattr(trainer, "loggers", []):
+        run_id = getattr(logger, "run_id", None)
+        if run_id and type(logger).__name__.endswith("MLFlowLogger"):
+            return RunWriter(logger.experiment, run_id)
+    return None

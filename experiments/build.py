@@ -66,4 +66,10 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
 
 def build_callbacks(cfg: DictConfig) -> list:
     """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs for the CNN)."""
-    return []
+    callbacks = []
+    if is_autoencoder(cfg) and cfg.analysis.enabled:
+        from analysis.callbacks.latent import LatentAnalysisSettings, LatentStatsLogger
+
+        settings = LatentAnalysisSettings.from_config(_plain(cfg.analysis))
+        callbacks.append(LatentStatsLogger(settings, every_n_epochs=cfg.analysis.every_n_epochs))
+    return callbacks

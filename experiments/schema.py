@@ -146,6 +146,7 @@ class LatentAnalysisConfig:
     n_random: Optional[int] = None
     n_scatter: int = 1000
     n_generate: int = 64
+    generate_b: float = 1.5
     z_sample: int = 20000
     batch_size: int = 256
     seed: int = 0

@@ -115,6 +115,14 @@ class _ImageDataModule(pl.LightningDataModule):
         return self.dataset("train").uint8_images()
 
 
+def _pad_to(images: np.ndarray, side: int) -> np.ndarray:
+    """Zero-pad (n, h, w) uint8 images to (n, side, side), digit centred (the extra pixel, if odd, at the end)."""
+    extra = side - images.shape[1]
+    if extra <= 0:
+        return images
+    return np.pad(images, ((0, 0), (extra // 2, extra - extra // 2), (extra // 2, extra - extra // 2)))
+
+
 class MnistDataModule(_ImageDataModule):
     """MNIST digits, float (1, 28, 28) in [0, 1], labels int64 0..9.
 
@@ -129,6 +137,8 @@ class MnistDataModule(_ImageDataModule):
     :param num_workers: DataLoader worker processes (0 = load in the main process).
     :param seed: seed of the split and of the shuffling.
     :param with_labels: batches are ``(images, labels)``; False → images only (for the autoencoder).
+    :param image_size: side of the images; above 28 the digits are zero-padded to the centre (the autoencoders
+        need a side divisible by 16, so they train on 32×32).
     :raises InputError: no root and not bundled, missing folder or file, bad argument values.
 
     Example::
@@ -151,9 +161,13 @@ class MnistDataModule(_ImageDataModule):
         num_workers: int = 0,
         seed: int = 0,
         with_labels: bool = True,
+        image_size: int = MNIST_SIDE,
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         _check_fraction("val_fraction", val_fraction)
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MNIST_SIDE:
+            raise InputError(f"data.image_size={image_size!r}: MNIST digits need an integer >= {MNIST_SIDE}")
+        self.image_size = image_size
         if not bundled:
             if root is None:
                 raise InputError("data.root=None: give the folder of the MNIST IDX files, or set data.bundled=true")
@@ -179,6 +193,7 @@ class MnistDataModule(_ImageDataModule):
             test_images, test_labels = load_mnist(self.root, "test")
             test_idx = None
         self._train_labels = labels[splits["train"]]
+        images, test_images = _pad_to(images, self.image_size), _pad_to(test_images, self.image_size)
 
         def make(array: np.ndarray, idx, lab: np.ndarray) -> ImageArrayDataset:
             return ImageArrayDataset(array, idx, lab if self.with_labels else None)

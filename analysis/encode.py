@@ -1,0 +1,41 @@
+"""Batched, gradient-free passes of a whole dataset through an encoder, or of vectors through a decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def encode_dataset(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> np.ndarray:
+    """Encode every batch (images (B, C, H, W), or tuples whose first item is that) → z float32 (n, z_dim).
+
+    :param encode: e.g. ``network.encode`` (put the network in eval mode first).
+    :param device: where the encoder lives (take it from the model: ``next(net.parameters()).device``).
+    """
+    chunks = []
+    for batch in tqdm(batches, desc="encoding", unit="batch", disable=not progress, leave=False):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        chunks.append(encode(x.to(device)).float().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+@torch.no_grad()
+def decode_vectors(
+    decode: Callable[[torch.Tensor], torch.Tensor], z: np.ndarray, device: torch.device | str = "cpu", batch_size: int = 256
+) -> np.ndarray:
+    """Decode latent vectors z (n, z_dim) → images float32 (n, H, W) for one channel or (n, H, W, 3) for RGB."""
+    out = []
+    for start in range(0, len(z), batch_size):
+        x = decode(torch.as_tensor(z[start : start + batch_size], dtype=torch.float32, device=device)).cpu()
+        out.append(x.permute(0, 2, 3, 1).numpy())
+    images = np.concatenate(out)
+    return images[..., 0] if images.shape[-1] == 1 else images
