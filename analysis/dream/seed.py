@@ -1,0 +1,106 @@
+"""Mode 1, the reference's first recipe: one map "dreams" on the 28×28 downscaled photo, details re-added.
+
+Preparation: ``small = downscale(x)`` to 28×28, ``lost = x − upscale(small)`` (bicubic both ways). Then
+``cycles`` times: ascend the objective for ``steps`` steps on the 28×28 image, ``full = upscale(dream) + lost``,
+``small = downscale(full)``. With ``steps = 0`` this returns ``x`` itself (up to float rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negative, check_positive, evaluate,
+                                   image_tensor, make_objective, model_device)
+from analysis.dream.images import MIN_SIDE, contrast_stretch, detail, downscale, to_array, upscale
+from analysis.oip.ascent import ascend
+from analysis.oip.transforms import jitter as make_jitter
+from lightning_modules.errors import InputError
+
+
+@dataclass(frozen=True, eq=False)
+class SeedDream(DreamResult):
+    """Result of :func:`dream_seed` — the reference's four panels plus the per-cycle 28×28 images.
+
+    :ivar dream28: (28, 28) the last cycle's ascent output, the OIP-like pattern (unclipped).
+    :ivar upscaled: (H, W) ``upscale(dream28)``, the dream "on the blurry vision level".
+    :ivar stretched: (H, W) ``contrast_stretch`` of the unclipped final image (details re-added).
+    :ivar cycle_images: (cycles, 28, 28) ascent output of every cycle.
+    ``objective_before/after`` are the objective of ``downscale(original)`` and ``downscale(image)``.
+    """
+
+    dream28: np.ndarray
+    upscaled: np.ndarray
+    stretched: np.ndarray
+    cycle_images: np.ndarray
+
+
+def dream_seed(
+    model: nn.Module,
+    image: np.ndarray | str | Path,
+    objective: ObjectiveSpec = "conv3:56",
+    *,
+    cycles: int = 4,
+    steps: int = 20,
+    lr: float = 0.003,
+    optimizer: str = "normalized",
+    jitter: int = 0,
+    clip: tuple[float, float] | None = None,
+    low_pct: float = 1.0,
+    high_pct: float = 99.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> SeedDream:
+    """Dream ``objective`` into ``image`` at the CNN's 28×28 resolution, keeping the photo's fine detail.
+
+    :param model: a CNN with 28×28 inputs (e.g. ``MnistCNN``); runs on its own device, left unchanged.
+    :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= 28.
+    :param objective: ``"conv3:56"``, ``"conv3"``, ``{"conv2": 0.5, "conv3": 1.0}`` or an ``Objective``.
+    :param cycles: downscale → ascend → upscale + detail rounds (>= 1).
+    :param steps: ascent steps per cycle (0 switches the ascent off: the output is the input).
+    :param lr: step size; for ``"normalized"`` in units of the mean |gradient| per step (pixel values are 0..1).
+    :param optimizer: ``"normalized"`` (the reference's normalised-gradient OIP loop) or ``"adam"``.
+    :param jitter: random roll of up to ± ``jitter`` px before each forward pass (0: none, as the reference).
+    :param clip: clamp the 28×28 image to [lo, hi] after each step (None: no clamp, as the reference).
+    :param low_pct, high_pct: percentiles mapped to 0 and 1 by the final contrast stretch.
+    :param seed: seeds the jitter.
+    :raises InputError: bad image, unknown layer, map index out of range, cycles < 1, steps < 0, lr <= 0.
+    """
+    if cycles < 1:
+        raise InputError(f"cycles must be >= 1, got {cycles}")
+    check_non_negative(steps=steps, jitter=jitter)
+    check_positive(lr=lr)
+    objective = make_objective(objective)
+    x = image_tensor(image, model_device(model))
+    shape = tuple(x.shape[-2:])
+    lost = detail(x, MIN_SIDE)
+    small = downscale(x, MIN_SIDE)
+    before = float(evaluate(model, objective, small)[0])  # also validates layer and map before any work
+    transforms = make_jitter(jitter, torch.Generator().manual_seed(seed)) if jitter else None
+
+    dreams = []
+    full = x
+    for _ in tqdm(range(cycles), desc="dream seed", disable=not progress, leave=False):
+        dream = ascend(model, objective, small, steps=steps, lr=lr, optimizer=optimizer, transforms=transforms,
+                       clip=clip, desc="cycle").images
+        dreams.append(dream)
+        full = upscale(dream, shape) + lost
+        small = downscale(full, MIN_SIDE)
+
+    final = full.clamp(0.0, 1.0)
+    after = float(evaluate(model, objective, downscale(final, MIN_SIDE))[0])
+    return SeedDream(
+        original=to_array(x),
+        image=to_array(final),
+        objective_before=before,
+        objective_after=after,
+        dream28=to_array(dreams[-1]),
+        upscaled=to_array(upscale(dreams[-1], shape)),
+        stretched=contrast_stretch(to_array(full), low_pct, high_pct),
+        cycle_images=to_array(torch.cat(dreams)).reshape(cycles, MIN_SIDE, MIN_SIDE),
+    )

@@ -1,0 +1,247 @@
+"""DeepDream: image ops, windows/tiles, the three modes and their figures (tiny untrained CNN, small images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_octaves,
+                            dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
+                            octave_shapes, resize, tiles,
+                            to_tensor, untile, upscale, window_starts, windows)
+from analysis.oip.ascent import ascend
+from analysis.oip.objectives import layer
+from analysis.plots.dream import octave_panels, seed_panels, tiled_panels
+from lightning_modules.errors import InputError
+from lightning_modules.networks import MnistCNN
+
+
+@pytest.fixture(scope="module")
+def model() -> MnistCNN:
+    torch.manual_seed(0)
+    return MnistCNN(conv_filters=(4, 8, 8), dense_units=(8,)).eval()
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A photo-like test image: smooth random structure in [0.1, 0.9]."""
+    rng = np.random.default_rng(seed)
+    small = torch.as_tensor(rng.random((1, 1, max(2, h // 6), max(2, w // 6))), dtype=torch.float32)
+    img = resize(small, (h, w))[0, 0].numpy()
+    img = (img - img.min()) / (img.max() - img.min())
+    return (0.1 + 0.8 * img).astype(np.float32)
+
+
+# --- image ops -------------------------------------------------------------------------------------------------
+
+
+def test_load_image_reads_png_as_pillow_gray(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    gray = load_image(tmp_path / "a.png")
+    expected = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255  # Pillow rounds to uint8
+    assert gray.shape == (30, 40) and gray.dtype == np.float32
+    np.testing.assert_allclose(gray, expected, atol=0.6 / 255)
+    assert load_image(tmp_path / "a.png", gray=False).shape == (30, 40, 3)
+
+
+def test_load_image_bad_inputs_say_what_is_wrong(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    Image.fromarray(np.zeros((20, 50), dtype=np.uint8)).save(tmp_path / "small.png")
+    with pytest.raises(InputError, match="does not exist"):
+        load_image(tmp_path / "missing.jpg")
+    with pytest.raises(InputError, match="not a readable image"):
+        load_image(tmp_path / "notes.png")
+    with pytest.raises(InputError, match=r"20×50 px.*28×28"):
+        load_image(tmp_path / "small.png")
+    with pytest.raises(InputError, match=r"allowed: \[0, 1\]"):
+        load_image(np.full((30, 30), 255.0))
+
+
+def test_default_image_is_a_gray_photo():
+    img = default_image()
+    assert img.shape == (427, 640) and img.dtype == np.float32 and 0 <= img.min() < 0.1 and 0.8 < img.max() <= 1
+
+
+def test_resize_matches_pillow_bicubic():
+    img = np.random.default_rng(2).random((90, 130)).astype(np.float32)
+    for size in [(28, 28), (200, 150)]:
+        ours = resize(to_tensor(img), size)[0, 0].numpy()
+        pil = np.asarray(Image.fromarray(img, mode="F").resize(size[::-1], Image.BICUBIC))
+        np.testing.assert_allclose(ours, pil, atol=1e-5)
+
+
+def test_detail_reinjection_restores_the_original():
+    x = to_tensor(smooth_image(45, 70))
+    small = downscale(x)
+    assert small.shape == (1, 1, 28, 28)
+    lost = detail(x)
+    assert lost.abs().max() > 1e-3  # the round trip does lose something ...
+    torch.testing.assert_close(upscale(small, (45, 70)) + lost, x, atol=1e-6, rtol=0)  # ... and it comes back
+
+
+def test_contrast_stretch_maps_percentiles_to_0_and_1():
+    ramp = np.linspace(0.0, 1.0, 101, dtype=np.float32)
+    out = contrast_stretch(ramp, 10, 90)
+    assert out[10] == pytest.approx(0.0, abs=1e-6) and out[90] == pytest.approx(1.0, abs=1e-6)
+    assert out[50] == pytest.approx(0.5, abs=1e-6) and out[0] == 0 and out[100] == 1
+    assert np.all(contrast_stretch(np.full((4, 4), 0.3), 1, 99) == np.float32(0.3))
+    with pytest.raises(InputError, match="low_pct < high_pct"):
+        contrast_stretch(ramp, 90, 10)
+
+
+# --- windows and tiles -----------------------------------------------------------------------------------------
+
+
+def test_window_starts_cover_the_axis_with_an_aligned_last_window():
+    assert window_starts(60, 28, 14).tolist() == [0, 14, 28, 32]
+    assert window_starts(56, 28, 14).tolist() == [0, 14, 28]
+    assert window_starts(28, 28, 14).tolist() == [0]
+
+
+def test_windows_cut_crops_and_overlapping_gradients_add():
+    x = torch.rand(1, 1, 45, 60, requires_grad=True)
+    batch = windows(x, 28, 14)
+    ys, xs = window_starts(45, 28, 14), window_starts(60, 28, 14)
+    assert batch.shape == (len(ys) * len(xs), 1, 28, 28)
+    torch.testing.assert_close(batch[len(xs) + 2], x[:, :, ys[1] : ys[1] + 28, xs[2] : xs[2] + 28][0])  # row-major
+    batch.sum().backward()  # d/dx of the sum over windows = how many windows hold each pixel
+    count = coverage((45, 60), 28, 14)
+    assert count.min() >= 1 and count.max() >= 4  # every pixel covered, some by several windows
+    np.testing.assert_array_equal(x.grad[0, 0].numpy(), count)
+
+
+def test_tiles_round_trip_with_padding():
+    x = torch.rand(1, 1, 60, 45)
+    t = tiles(x, 28)
+    assert t.shape == (3 * 2, 1, 28, 28)
+    torch.testing.assert_close(t[1, :, :, :17], x[0, :, :28, 28:45])  # right edge tile, reflect-padded beyond 45
+    torch.testing.assert_close(t[1, :, :, 17], x[0, :, :28, 43])
+    torch.testing.assert_close(t[2, 0], x[0, 0, 28:56, :28])
+    torch.testing.assert_close(untile(t, (60, 45)), x)
+
+
+def test_windowed_model_keeps_layer_names_and_mode(model):
+    net = Windowed(model, 28, 14)
+    assert dict(net.named_modules())["conv3"] is model.conv3 and net.conv_layer_names == model.conv_layer_names
+    x = torch.rand(1, 1, 40, 50)
+    torch.testing.assert_close(net(x), model(windows(x, 28, 14)))
+    ascend(net, mean_over_windows(make_objective("conv3")), x, steps=0, lr=0.1)  # the engine restores net's mode onto the children
+    assert not model.training and not model.conv1.training
+
+
+def test_make_objective_weighted_set():
+    acts = {"conv2": torch.ones(2, 3, 4, 4), "conv3": torch.full((2, 5, 2, 2), 2.0)}
+    obj = make_objective({"conv2": 0.5, "conv3": 1.0})
+    torch.testing.assert_close(obj(acts), torch.tensor([2.5, 2.5]))
+    assert set(obj.layers) == {"conv2", "conv3"}
+    torch.testing.assert_close(make_objective("conv3")(acts), layer("conv3")(acts))
+    with pytest.raises(InputError, match="weight"):
+        make_objective({"conv3": "big"})
+    with pytest.raises(InputError, match="mapping"):
+        make_objective({})
+
+
+def test_octave_shapes_skip_octaves_below_28():
+    assert octave_shapes((100, 150), 3, 1.4) == [(51, 77), (71, 107), (100, 150)]
+    assert octave_shapes((40, 60), 4, 1.4) == [(29, 43), (40, 60)]
+
+
+# --- the three modes -------------------------------------------------------------------------------------------
+
+
+def test_seed_with_ascent_off_returns_the_original(model):
+    img = smooth_image(45, 70)
+    res = dream_seed(model, img, "conv3:1", cycles=3, steps=0)
+    np.testing.assert_allclose(res.image, img, atol=1e-6)
+    assert res.objective_gain == pytest.approx(0.0, abs=1e-5)
+
+
+def test_octaves_and_tiled_with_ascent_off_return_the_original(model):
+    img = smooth_image(64, 90)
+    np.testing.assert_allclose(dream_octaves(model, img, "conv3", octaves=3, steps_per_octave=0).image, img, atol=1e-6)
+    np.testing.assert_allclose(dream_tiled(model, img, "conv3", steps=0).image, img, atol=1e-6)
+
+
+def test_seed_raises_the_objective_and_fills_the_panels(model):
+    img = smooth_image(45, 70)
+    res = dream_seed(model, img, "conv3:1", cycles=2, steps=5, lr=0.02)
+    assert res.objective_gain > 0.01
+    assert res.dream28.shape == (28, 28) and res.cycle_images.shape == (2, 28, 28)
+    assert res.upscaled.shape == res.stretched.shape == res.image.shape == (45, 70)
+    assert res.stretched.min() == 0 and res.stretched.max() == 1
+    fig = seed_panels(res)
+    assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.images]) == 4
+
+
+def test_octaves_raise_the_weighted_objective(model):
+    img = smooth_image(48, 64)
+    res = dream_octaves(model, img, {"conv2": 0.5, "conv3": 1.0}, octaves=2, octave_scale=1.4, steps_per_octave=3,
+                        lr=0.02, jitter=2)
+    assert res.octave_shapes == ((34, 46), (48, 64))
+    assert res.objective_gain > 0.003 and res.history.shape == (6,)
+    assert [im.shape for im in res.octave_images] == [(34, 46), (48, 64)]
+    assert len([ax for ax in octave_panels(res).axes if ax.images]) == 3
+
+
+def test_octaves_stop_at_max_loss(model):
+    img = smooth_image(40, 40)
+    res = dream_octaves(model, img, "conv3", octaves=1, steps_per_octave=10, lr=0.05, max_loss=-1e9)
+    assert res.capped == (True,) and res.history.shape == (1,)
+
+
+def test_tiled_raises_the_objective_and_batching_changes_nothing(model):
+    img = smooth_image(56, 70)
+    kwargs = dict(objective="conv3", steps=3, lr=0.02, seed=3)
+    res = dream_tiled(model, img, batch_tiles=4, **kwargs)
+    one = dream_tiled(model, img, batched=False, **kwargs)
+    assert res.objective_gain > 0.003 and res.n_tiles == 2 * 3 and res.offsets.shape == (3, 2)
+    np.testing.assert_allclose(res.image, one.image, atol=1e-5)
+    assert len([ax for ax in tiled_panels(res).axes if ax.images]) == 3
+
+
+def _seam_ratios(diff: np.ndarray, tile: int = 28, band: int = 2) -> tuple[float, float]:
+    """How tile borders of the unshifted tiling stand out in ``diff`` (worst of both axes):
+
+    * jump: mean |step| of ``diff`` across a border over the mean |step| inside tiles (a seam as an edge);
+    * band: mean |diff| within ``band`` px of a border over the mean |diff| elsewhere (a seam as a line where the
+      dream fades, which is what independently optimised tiles leave: their edge pixels get little gradient).
+    Both are near 1 without seams.
+    """
+    jumps, bands = [], []
+    for d in (diff, diff.T):
+        step = np.abs(np.diff(d, axis=1))
+        crossing = (np.arange(step.shape[1]) + 1) % tile == 0  # the step from pixel j to j + 1 crosses a border
+        jumps.append(step[:, crossing].mean() / step[:, ~crossing].mean())
+        pos = np.arange(d.shape[1]) % tile
+        near = (pos < band) | (pos >= tile - band)
+        bands.append(np.abs(d[:, near]).mean() / np.abs(d[:, ~near]).mean())
+    return max(jumps), max(bands, key=lambda r: max(r, 1 / r))
+
+
+def test_tiled_leaves_no_seams(model):
+    img = smooth_image(84, 84, seed=5)  # 3 × 3 tiles
+    kwargs = dict(objective="conv3", steps=10, lr=0.02, seed=0)
+    jump, band = _seam_ratios(dream_tiled(model, img, **kwargs).difference)
+    assert jump <= 1.5 and 1 / 1.5 <= band <= 1.5
+    _, fixed_band = _seam_ratios(dream_tiled(model, img, roll=False, **kwargs).difference)
+    assert fixed_band < 1 / 1.5  # the measure does see the seams a fixed tiling leaves
+
+
+# --- bad input -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [dream_seed, dream_octaves, dream_tiled])
+def test_modes_reject_bad_objectives_and_images(model, mode, tmp_path):
+    img = smooth_image(40, 40)
+    with pytest.raises(InputError, match="unknown layer 'conv9'"):
+        mode(model, img, "conv9")
+    with pytest.raises(InputError, match=r"map index 99 out of range.*0\.\.7"):
+        mode(model, img, "conv3:99")
+    with pytest.raises(InputError, match="28×28"):
+        mode(model, smooth_image(20, 40), "conv3")
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(InputError, match="not a readable image"):
+        mode(model, tmp_path / "text.jpg", "conv3")
