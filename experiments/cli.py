@@ -24,6 +24,7 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -51,6 +52,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port)
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from experiments.analyze import analyze
+
+    analyze(args.run_id, args.overrides)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +71,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train and analyse the demo runs on bundled data into the local store")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every demo run")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("analyze", help="re-encode an autoencoder run's data and log the latent analysis into it")
+    p.add_argument("run_id")
+    p.add_argument("overrides", nargs="*", help="e.g. analysis.b=[1,1.5,2] analysis.n_bins=120")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
