@@ -107,6 +107,14 @@ class RunWriter:
         np.save(buf, array)
         self._log_bytes(artifact_path, buf.getvalue())
 
+    def image(self, artifact_path: str, image: np.ndarray) -> None:
+        """An image array in [0, 1] ((H, W) gray or (H, W, 3) RGB) as a lossless 8-bit PNG at full resolution."""
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8)).save(buf, format="PNG")
+        self._log_bytes(artifact_path, buf.getvalue())
+
     def figure(self, artifact_path: str, figure: Any, *, step_key: str | None = None, step: int | None = None) -> None:
         """Save ``figure`` as a PNG at ``artifact_path``; with ``step_key`` also as a stepped image, so the UI's
         image view steps through the figure's versions over epochs."""

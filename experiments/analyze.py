@@ -74,3 +74,42 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
     print(f"latent analysis of run {run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")
+
+
+def _shorthand(overrides: list[str], section: str, lists: dict[str, str]) -> list[str]:
+    """``layer=conv3`` → ``oip.layers=[conv3]``; a key without a dot belongs to ``section``."""
+    out = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep and key in lists:
+            out.append(f"{section}.{lists[key]}={value if value.startswith('[') else f'[{value}]'}")
+        elif sep and "." not in key:
+            out.append(f"{section}.{key}={value}")
+        else:
+            out.append(item)
+    return out
+
+
+def _child_writer(logged: LoggedRun, name: str) -> tracking.RunWriter:
+    """A nested run under ``logged`` (tag ``mlflow.parentRunId``) to hold one analysis apart from the training."""
+    parent = logged.client.get_run(logged.run_id)
+    child = logged.client.create_run(parent.info.experiment_id, run_name=name,
+                                     tags={"mlflow.parentRunId": logged.run_id, tracking.TAG_KIND: name})
+    logged.client.set_terminated(child.info.run_id)
+    return tracking.RunWriter(logged.client, child.info.run_id)
+
+
+def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
+    """Dream with a CNN run's network on a photo and log the panels into the run (or a child run)."""
+    from analysis.callbacks.dream import DreamSettings, load_photo, record_dreams
+
+    extra = [f"dream.image={image}"] if image else []
+    logged = open_run(run_id, [*extra, *_shorthand(overrides, "dream", {"mode": "modes"})], kind="classifier")
+    settings = DreamSettings.from_config(dict(logged.cfg.dream))
+    load_photo(settings.image, settings.max_side)  # a bad image fails here, before anything is written
+    network = logged.load_network()
+    writer = _child_writer(logged, "dream") if logged.cfg.dream.child_run else logged.writer
+    metrics = record_dreams(writer, network, settings, step=logged.last_epoch)
+    for key, value in sorted(metrics.items()):
+        print(f"  {key} = {value:.4f}")
+    print(f"dreams logged into run {writer.run_id}")

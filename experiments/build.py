@@ -72,4 +72,8 @@ def build_callbacks(cfg: DictConfig) -> list:
 
         settings = LatentAnalysisSettings.from_config(_plain(cfg.analysis))
         callbacks.append(LatentStatsLogger(settings, every_n_epochs=cfg.analysis.every_n_epochs))
+    if not is_autoencoder(cfg) and cfg.dream.enabled:
+        from analysis.callbacks.dream import DreamLogger, DreamSettings
+
+        callbacks.append(DreamLogger(DreamSettings.from_config(_plain(cfg.dream))))
     return callbacks

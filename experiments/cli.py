@@ -59,6 +59,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dream(args: argparse.Namespace) -> int:
+    from experiments.analyze import dream
+
+    dream(args.run_id, args.image, args.overrides)
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +83,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p.add_argument("overrides", nargs="*", help="e.g. analysis.b=[1,1.5,2] analysis.n_bins=120")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("dream", help="let a CNN run dream on a photo; panels and final images go into the run")
+    p.add_argument("run_id")
+    p.add_argument("--image", help="photo to dream on (default: the flower photo bundled with scikit-learn)")
+    p.add_argument("overrides", nargs="*", help="e.g. mode=seed objective=conv3:56 cycles=6 child_run=true")
+    p.set_defaults(func=cmd_dream)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)

@@ -151,6 +151,7 @@ def validate(cfg: DictConfig) -> None:
         _require(cfg.data.name != "faces", "data.name", cfg.data.name, "the MNIST CNN trains on mnist or mnist_bundled")
         _positive(cfg, "model.n_classes")
         _require(0 <= cfg.model.dropout < 1, "model.dropout", cfg.model.dropout, "it must be in [0, 1)")
+        _validate_cnn_targets(cfg)
 
     if cfg.data.name == "faces":
         _require(cfg.data.channels in (1, 3), "data.channels", cfg.data.channels, "allowed: 1, 3")
@@ -178,6 +179,29 @@ def validate(cfg: DictConfig) -> None:
     _positive(cfg, "dream.cycles")
     _positive(cfg, "dream.octaves")
     _require(1.0 < cfg.dream.octave_scale <= 2.0, "dream.octave_scale", cfg.dream.octave_scale, "it must be in (1, 2]")
+
+
+def _validate_cnn_targets(cfg: DictConfig) -> None:
+    """Layer names and map indices that OIPs and dreams address must exist in the configured CNN."""
+    maps = {f"conv{i + 1}": n for i, n in enumerate(cfg.model.conv_filters)}
+    allowed = f"the CNN's conv layers are {', '.join(f'{k} ({v} maps)' for k, v in maps.items())}"
+    for layer in cfg.oip.layers:
+        _require(layer in maps, "oip.layers", list(cfg.oip.layers), allowed)
+    if cfg.oip.maps is not None:
+        fewest = min(maps[layer] for layer in cfg.oip.layers) if cfg.oip.layers else 0
+        for index in cfg.oip.maps:
+            _require(0 <= index < fewest, "oip.maps", list(cfg.oip.maps), f"map indices run from 0 to {fewest - 1}")
+    for inits in cfg.oip.inits:
+        ok = inits == "random" or (inits.startswith("fluct_") and inits[6:].isdigit() and int(inits[6:]) > 0)
+        _require(ok, "oip.inits", list(cfg.oip.inits), "allowed: random, fluct_<length scale in px> (e.g. fluct_7)")
+    for key in ("dream.objective", "dream.layer_objective"):
+        spec = OmegaConf.select(cfg, key)
+        layer, _, index = spec.partition(":")
+        _require(layer in maps, key, spec, allowed)
+        if index:
+            _require(index.isdigit() and int(index) < maps[layer], key, spec, f"{layer} has maps 0 to {maps[layer] - 1}")
+    for layer in cfg.dream.layers or {}:
+        _require(layer in maps, "dream.layers", dict(cfg.dream.layers), allowed)
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:

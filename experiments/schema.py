@@ -174,21 +174,28 @@ class OIPConfig:
 
 @dataclass
 class DreamConfig:
-    """Deep dreams of the MNIST CNN on a photo (the reference's third post)."""
+    """Deep dreams of the MNIST CNN on a photo (the reference's third post). ``lr: null`` takes each mode's own
+    default step size; ``layers`` (e.g. ``{conv2: 0.5, conv3: 1.0}``) replaces ``layer_objective`` by a weighted
+    set of layers for the octaves and tiled modes."""
 
     enabled: bool = True
     modes: list[str] = field(default_factory=lambda: ["seed", "octaves", "tiled"])
     image: Optional[str] = None
     objective: str = "conv3:56"
+    layer_objective: str = "conv3"
     layers: Optional[dict[str, float]] = None
     cycles: int = 4
     steps: int = 20
-    lr: float = 0.05
+    steps_per_octave: int = 10
+    lr: Optional[float] = None
     octaves: int = 4
     octave_scale: float = 1.4
     max_loss: Optional[float] = None
+    window_stride: int = 14
     max_side: int = 256
-    tile_batch: int = 64
+    tile_batch: int = 256
+    low_pct: float = 1.0
+    high_pct: float = 99.0
     child_run: bool = False
     seed: int = 0
 
