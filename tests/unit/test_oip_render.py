@@ -1,0 +1,130 @@
+"""render_oips on hand-built filters with predictable OIPs, batched == serial, errors, table and grid."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from analysis.oip import oip_table, render_oips
+from analysis.plots.oip import oip_grid
+from lightning_modules.errors import InputError
+from lightning_modules.networks import MnistCNN
+
+_t = torch.linspace(-1, 1, 5)
+FILTERS = torch.stack([
+    _t[:, None].expand(5, 5),                           # 0: horizontal edge (dark above, bright below)
+    _t[None, :].expand(5, 5),                           # 1: vertical edge (dark left, bright right)
+    (_t[:, None] + _t[None, :]) / 2,                    # 2: diagonal edge
+    torch.exp(-(_t[:, None] ** 2 + _t[None, :] ** 2) / 0.3),  # 3: centre blob, made zero-mean below
+])
+FILTERS[3] -= FILTERS[3].mean()
+
+
+class FilterNet(nn.Module):
+    """One conv layer whose 4 maps are the known FILTERS (bias 0), followed by a ReLU."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 5)
+        with torch.no_grad():
+            self.conv1.weight.copy_(FILTERS[:, None])
+            self.conv1.bias.zero_()
+
+    def forward(self, x):
+        return torch.relu(self.conv1(x))
+
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    torch.manual_seed(0)
+    return MnistCNN(conv_filters=(4, 6, 8), dense_units=(8,)).eval()
+
+
+def test_oip_of_a_single_window_is_its_filter():
+    # 5×5 image = one filter window: the objective is w·x, so the optimum in [0, 1] is x = 1 where w > 0, 0 where
+    # w < 0 — each OIP must correlate with its own filter clearly, and more than with any other filter
+    res = render_oips(FilterNet(), "conv1", size=5, jitter=0, blur_every=0, steps=60, rectify=False)
+    corr = np.corrcoef(res.patterns.reshape(4, -1), FILTERS.reshape(4, -1).numpy())[:4, 4:]
+    assert (np.diag(corr) > 0.75).all()
+    assert (np.diag(corr) > corr.max(axis=1, where=~np.eye(4, dtype=bool), initial=-1) + 0.15).all()
+    assert (res.final > res.initial).all() and not res.dead.any()
+
+
+def test_edge_filters_give_stripes_of_their_orientation():
+    # on a 16×16 image the post-ReLU mean is maximised by repeating the edge: horizontal stripes for the
+    # horizontal edge (brightness changes along y), vertical stripes for the vertical one
+    p = render_oips(FilterNet(), "conv1", maps=[0, 1], size=16, steps=60, seed=1).patterns
+    change_y = np.abs(np.diff(p, axis=1)).mean(axis=(1, 2))
+    change_x = np.abs(np.diff(p, axis=2)).mean(axis=(1, 2))
+    assert change_y[0] > 3 * change_x[0] and change_x[1] > 3 * change_y[1]
+
+
+def test_objective_rises_and_plateaus(small_cnn):
+    res = render_oips(small_cnn, "conv3", steps=60, seed=0)
+    assert res.patterns.shape == (8, 28, 28) and res.patterns.dtype == np.float32
+    alive = ~res.dead
+    assert alive.sum() >= 4 and (res.final[alive] > res.initial[alive]).all()
+    mean = res.history.mean(axis=1)  # (steps,), noisy because every step sees another jitter shift
+    q1, q2, q3, q4 = (part.mean() for part in np.array_split(mean, 4))
+    assert q1 < q2 < q4 and q3 < q4
+    curve = np.convolve(mean, np.ones(5) / 5, mode="valid")  # smoothed: rises, dips at most a little
+    rise, worst_dip = curve[-1] - curve[0], (np.maximum.accumulate(curve) - curve).max()
+    assert rise > 0 and worst_dip < 0.4 * rise
+    assert np.allclose(res.activation, res.final, atol=1e-5)  # rectified objective = post-ReLU mean
+    assert 0 <= res.patterns.min() and res.patterns.max() <= 1
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.05), ("normalized", 0.02)])
+def test_batched_equals_serial(small_cnn, optimizer, lr):
+    kw = dict(maps=[5, 0, 3, 3], init="fluct_2", steps=20, seed=4, optimizer=optimizer, lr=lr, jitter=2, blur_every=5)
+    batched = render_oips(small_cnn, "conv2", batched=True, **kw)
+    serial = render_oips(small_cnn, "conv2", batched=False, **kw)
+    np.testing.assert_allclose(batched.patterns, serial.patterns, atol=1e-4)
+    np.testing.assert_allclose(batched.final, serial.final, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(batched.history, serial.history, rtol=1e-4, atol=1e-5)
+    # the same map from the same seed still gets its own starting image, hence its own pattern
+    assert not np.allclose(batched.patterns[2], batched.patterns[3])
+
+
+def test_dead_map_is_flagged(small_cnn):
+    net = FilterNet()
+    with torch.no_grad():
+        net.conv1.weight[2] = -net.conv1.weight[2].abs()  # can only respond negatively to images in [0, 1]
+        net.conv1.bias[2] = -0.1
+    res = render_oips(net, "conv1", size=12, steps=20)
+    assert res.dead.tolist() == [False, False, True, False]
+    assert res.activation[2] == 0
+
+
+def test_bad_input(small_cnn):
+    with pytest.raises(InputError, match="conv1, conv2, conv3"):
+        render_oips(small_cnn, "dense", steps=1)
+    with pytest.raises(InputError, match="0..7"):
+        render_oips(small_cnn, "conv3", maps=[1, 8], steps=1)
+    with pytest.raises(InputError, match="allowed: random"):
+        render_oips(small_cnn, "conv3", init="perlin", steps=1)
+
+
+def test_table_and_grid(small_cnn):
+    res = render_oips(small_cnn, "conv1", maps=[0, 2], steps=3)
+    dead = type(res)(**{**res.__dict__, "dead": np.array([False, True])})
+    table = oip_table([res, dead])
+    assert list(table.columns) == ["layer", "init", "map", "initial", "final", "activation", "dead"]
+    assert table["map"].tolist() == [0, 2, 0, 2] and table["dead"].tolist() == [False, False, False, True]
+    fig = oip_grid(dead)
+    assert isinstance(fig, Figure)
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in axes] == [f"{m}: {a:.2f}" for m, a in zip(res.maps, res.activation)]
+    assert len(axes[0].images) == 1 and axes[0].images[0].get_cmap().name == "viridis"
+    assert not axes[1].images and [t.get_text() for t in axes[1].texts] == ["dead"]
+
+
+def test_pure_modules_import_neither_lightning_nor_mlflow():
+    code = ("import sys, analysis.oip, analysis.plots.oip; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'mlflow')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
