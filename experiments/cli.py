@@ -22,7 +22,11 @@ def _quiet() -> None:
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format notice: we chose it on purpose
     for name in ("mlflow", "alembic", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("latentdream", "lightning_modules"):  # our own notes (e.g. skipped files); Lightning has its own
+        logging.getLogger(name).addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
 
