@@ -115,6 +115,10 @@ class TrainerConfig:
     fast_dev_run: bool = False
     gradient_clip_val: Optional[float] = None
     enable_progress_bar: bool = True
+    # TEST ONLY (see docs/reliability.md): seconds to sleep after each training batch, and a global step whose
+    # batch is filled with NaN. Not passed to lightning.Trainer.
+    sleep_per_batch: Optional[float] = None
+    inject_nan_at_step: Optional[int] = None
 
 
 @dataclass
@@ -205,6 +209,8 @@ class Experiment:
     """One experiment file, fully resolved."""
 
     name: str = "unnamed"
+    # ``resume=RUN_ID`` or ``resume=last``: continue a killed/failed run from its last checkpoint (train only).
+    resume: Optional[str] = None
     model: Any = None
     data: Any = None
     optim: OptimConfig = field(default_factory=OptimConfig)

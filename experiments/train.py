@@ -1,15 +1,21 @@
 """``train(cfg)``: one experiment → one MLflow run, from data check to logged model.
 
 The run is created only after the config and the data have been checked, so bad input never leaves an empty or
-failed run behind. The run ends FINISHED, FAILED (tag ``failure_reason``) or KILLED (Ctrl-C), never RUNNING,
-unless the process itself is killed.
+failed run behind. The run ends FINISHED, FAILED (tag ``failure_reason``) or KILLED (Ctrl-C, SIGTERM), never
+RUNNING, unless the process itself is killed (SIGKILL, power loss): such a run stays RUNNING and resumable.
+``resume=RUN_ID|last`` continues a killed or failed run from its last checkpoint into the same run. The
+guarantees are listed in ``docs/reliability.md``; the helpers live in :mod:`experiments.lifecycle`.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,28 +23,51 @@ from typing import Any
 import lightning as L
 import mlflow
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.models import infer_signature
 from omegaconf import DictConfig
 from typing_extensions import override
 
 from analysis import tracking
+from experiments import lifecycle
 from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
 from experiments.config import flatten, to_yaml
+from experiments.lifecycle import RunGuard, RunInterrupted, with_retries
+from lightning_modules.errors import InputError
 
 log = logging.getLogger("latentdream")
+
+# Trainer-section keys that are ours, not lightning.Trainer arguments (test-only knobs of RunGuard).
+_GUARD_KEYS = ("sleep_per_batch", "inject_nan_at_step")
 
 
 class EpochMLFlowLogger(MLFlowLogger):
     """MLFlowLogger that logs every metric at the *epoch* as its step, so runs of different batch sizes or data
-    sizes line up epoch by epoch in the MLflow UI (Lightning puts the epoch into each metrics dict it logs)."""
+    sizes line up epoch by epoch in the MLflow UI (Lightning puts the epoch into each metrics dict it logs).
+
+    :param skip_steps: metric key → steps the run already holds (a resumed run): those are not logged again, so
+        an epoch redone after a kill never appears twice.
+
+    It never ends the run (``finalize`` is a no-op): :func:`train` owns the run's final status, which must not
+    turn FINISHED before the test metrics and the model are logged.
+    """
+
+    def __init__(self, *args: Any, skip_steps: Mapping[str, frozenset[int]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip = {key: set(steps) for key, steps in (skip_steps or {}).items()}
 
     @override
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
-        super().log_metrics(metrics, step=int(epoch) if epoch is not None else step)
+        step = int(epoch) if epoch is not None else (step or 0)
+        metrics = {k: v for k, v in metrics.items() if step not in self._skip.get(k, ())}
+        if metrics:
+            with_retries(super().log_metrics, metrics, step=step)
+
+    @override
+    def finalize(self, status: str = "success") -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,7 @@ class TrainResult:
     module: Any
     datamodule: Any
     trainer: Any
+    rank: int = 0  # > 0 in a DDP worker process: it logged nothing, the parent (rank 0) reports the run
 
 
 def git_commit() -> str | None:
@@ -94,10 +124,78 @@ def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     network.to(device)
 
 
-def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
-    """Train ``cfg`` into a new MLflow run and return the run id and final metrics.
+def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: lifecycle.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
+    kwargs = trainer_kwargs(cfg)
+    for key in _GUARD_KEYS:
+        kwargs.pop(key, None)
+    return L.Trainer(logger=logger, callbacks=[guard, checkpoint, *build_callbacks(cfg)], **kwargs)
 
-    :raises lightning_modules.errors.InputError: bad data (before any run is created).
+
+def _checkpoint_callback(checkpoint_dir: Path) -> lifecycle.AtomicModelCheckpoint:
+    # best.ckpt (lowest val/loss) and last.ckpt (every epoch, the resume point), both written atomically.
+    return lifecycle.AtomicModelCheckpoint(
+        dirpath=checkpoint_dir, filename="best", monitor=tracking.VAL_LOSS, mode="min", save_last=True
+    )
+
+
+def _guard(cfg: DictConfig) -> RunGuard:
+    return RunGuard(inject_nan_at_step=cfg.trainer.inject_nan_at_step, sleep_per_batch=cfg.trainer.sleep_per_batch or 0.0)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside Lightning's loops (which handle it themselves), e.g. while the model is being logged."""
+
+
+@contextmanager
+def _signals_restored(guard: RunGuard) -> Iterator[None]:
+    """Turn SIGTERM into an exception for the run's whole lifetime and restore SIGINT/SIGTERM handlers after
+    (Lightning ignores SIGINT for good after a Ctrl-C; a caller training several runs needs it back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # Inside fit/test, Lightning's own handler (which calls this one too) stops at the end of the batch.
+        if not guard.in_loop:
+            raise _Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) -> TrainResult:
+    """A DDP worker rank (> 0): train in step with rank 0, create and log nothing (rank 0 owns the run)."""
+    import os
+
+    checkpoint_dir = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints") / run_id
+    last = checkpoint_dir / lifecycle.LAST_CHECKPOINT
+    uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
+    guard, checkpoint = _guard(cfg), _checkpoint_callback(checkpoint_dir)
+    # Same logger class as rank 0 so every rank runs the same hooks; Lightning makes its logging rank-0-only.
+    logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
+    trainer = _trainer(cfg, guard, checkpoint, logger)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if cfg.resume and last.is_file() else None,
+                weights_only=True)
+    trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, verbose=False,
+                 weights_only=True)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=int(os.environ.get("LOCAL_RANK", "1")))
+
+
+def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
+    """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
+    id and final metrics.
+
+    :raises lightning_modules.errors.InputError: bad data or an impossible resume (before any run is touched).
+    :raises experiments.lifecycle.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
+        the run is KILLED and its checkpoints kept.
+    :raises experiments.lifecycle.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -106,43 +204,77 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     network = build_network(cfg, datamodule.in_channels, datamodule.image_size)
     module = build_module(cfg, network)
 
+    worker_run_id = lifecycle.ddp_worker_run_id()
+    if worker_run_id is not None:
+        return _train_worker(cfg, module, datamodule, worker_run_id)
+
     uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
     artifact_root = cfg.tracking.artifact_root or tracking.default_artifact_root(uri)
+    experiment_name = cfg.tracking.experiment_name or cfg.name
+    checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
+    params = flatten(cfg)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
-    experiment_id = tracking.experiment_id_for(client, cfg.tracking.experiment_name or cfg.name, artifact_root)
+    plan = None
+    with lifecycle.store_lock(uri):  # a fresh store is created by one process, not four at once
+        if cfg.resume:
+            found = with_retries(client.get_experiment_by_name, experiment_name)
+            if found is None:
+                raise InputError(f"resume={cfg.resume}: experiment {experiment_name!r} does not exist in {uri}")
+            experiment_id = found.experiment_id
+            plan = lifecycle.plan_resume(client, experiment_id, cfg.resume, params, checkpoint_root)
+        else:
+            experiment_id = with_retries(tracking.experiment_id_for, client, experiment_name, artifact_root)
+        lifecycle.enable_wal(uri)
 
-    run = mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=cfg.tracking.run_name,
-        tags=run_tags(cfg, command),
-        log_system_metrics=cfg.tracking.system_metrics,
-    )
+    if plan is not None:
+        run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
+    else:
+        run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
+                           tags=run_tags(cfg, command), log_system_metrics=cfg.tracking.system_metrics)
     run_id = run.info.run_id
-    try:
-        mlflow.log_params(flatten(cfg))
-        mlflow.log_text(to_yaml(cfg), tracking.CONFIG_ARTIFACT)
-        checkpoint_dir = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints") / run_id
-        checkpoint = ModelCheckpoint(
-            dirpath=checkpoint_dir, filename="best", monitor=tracking.VAL_LOSS, mode="min", save_last=True
-        )
-        logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
-        trainer = L.Trainer(logger=logger, callbacks=[checkpoint, *build_callbacks(cfg)], **trainer_kwargs(cfg))
-        trainer.fit(module, datamodule=datamodule)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        best = checkpoint.best_model_path
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        if best:
-            mlflow.log_artifact(best, tracking.CHECKPOINT_DIR)
-        if cfg.tracking.log_model:
-            _log_model(module.network, datamodule)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-    except KeyboardInterrupt:
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as err:
-        mlflow.set_tag(tracking.TAG_FAILURE, f"{type(err).__name__}: {err}"[:5000])
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
+    checkpoint_dir = checkpoint_root / run_id
+    guard = _guard(cfg)
+    with _signals_restored(guard):
+        try:
+            if plan is not None:
+                resumed = int(run.data.tags.get(lifecycle.TAG_RESUMED, "0")) + 1
+                tags = {lifecycle.TAG_RESUMED: str(resumed),
+                        **{lifecycle.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
+                with_retries(mlflow.set_tags, tags)
+                if plan.new_params:  # keys added to the schema since the run started
+                    with_retries(mlflow.log_params, plan.new_params)
+                log.info("resuming run %s from %s", run_id, plan.checkpoint or "its start")
+            else:
+                with_retries(mlflow.log_params, params)
+                with_retries(mlflow.log_text, to_yaml(cfg), tracking.CONFIG_ARTIFACT)
+            checkpoint = _checkpoint_callback(checkpoint_dir)
+            logger = EpochMLFlowLogger(experiment_name=experiment_name, tracking_uri=uri, run_id=run_id,
+                                       skip_steps=plan.logged_steps if plan else None)
+            trainer = _trainer(cfg, guard, checkpoint, logger)
+            with lifecycle.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
+                trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint if plan else None,
+                            weights_only=True)
+            if trainer.interrupted:
+                raise KeyboardInterrupt()  # an interrupt Lightning swallowed: treat like Ctrl-C
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            best = checkpoint.best_model_path
+            trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+            if best:
+                with_retries(mlflow.log_artifact, best, tracking.CHECKPOINT_DIR)
+            if cfg.tracking.log_model:
+                with_retries(_log_model, module.network, datamodule)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        except BaseException as err:  # noqa: BLE001 - every way out must leave the run KILLED or FAILED
+            signum = signal.SIGTERM if isinstance(err, _Terminated) else lifecycle.interrupt_signal(err, guard)
+            if signum is not None:
+                with_retries(mlflow.end_run, "KILLED")
+                last = checkpoint_dir / lifecycle.LAST_CHECKPOINT
+                interrupted = RunInterrupted(signum, run_id, last if last.is_file() else None)
+                log.warning("latentdream: %s", interrupted)
+                raise interrupted from None
+            with_retries(mlflow.set_tag, tracking.TAG_FAILURE, f"{type(err).__name__}: {err}"[:5000])
+            with_retries(mlflow.end_run, "FAILED")
+            raise
+    with_retries(mlflow.end_run, "FINISHED")
     return TrainResult(run_id, experiment_id, metrics, module, datamodule, trainer)
