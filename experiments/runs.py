@@ -1,0 +1,321 @@
+"""Runs as a first-class path: ``latentdream runs [EXPERIMENT]`` and ``latentdream compare RUN_A RUN_B [...]``.
+
+* :func:`runs_table` / :func:`print_runs` — the runs of one experiment (or all) with status, key params and metrics.
+* :func:`compare_runs` — a new run (tag ``kind=comparison``, experiment ``comparisons``) holding the differing
+  params, the final metrics and comparison figures of two or more runs of the same kind. Every input is checked and
+  every figure drawn *before* that run is created, so bad input never leaves an empty comparison behind.
+* :func:`check_tracking_reachable` — fail within seconds, with one line, when a tracking server does not answer
+  (MLflow's own client retries for minutes: 7 retries with exponential backoff, 120 s timeout each).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from analysis import tracking
+from analysis.plots import compare as plots
+from lightning_modules.errors import InputError
+
+COMPARISON_EXPERIMENT = "comparisons"
+KIND_COMPARISON = "comparison"
+TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
+TAG_COMPARED_KIND = "compared_kind"
+COMPARE_DIR = "compare"
+COMPARABLE_KINDS = ("autoencoder", "classifier")
+
+# The columns of `latentdream runs`: the params people vary and the metrics they judge a run by.
+KEY_PARAMS = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
+KEY_METRICS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC)
+KEY_TAGS = (tracking.TAG_KIND, tracking.TAG_MODEL, tracking.TAG_DATASET)
+
+# Client settings that make an unreachable server fail in seconds instead of minutes (MLflow's defaults: 7 retries,
+# backoff factor 2, 120 s per request). A couple of retries still ride out a brief blip during a long training.
+HTTP_FAIL_FAST_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+# --- reachability ------------------------------------------------------------------------------------------------
+def check_tracking_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`InputError` unless the tracking server at ``uri`` answers within ``timeout`` seconds.
+
+    Only ``http(s)://`` URIs are checked (``GET <uri>/health``); any HTTP answer, even 401 or 404, counts as
+    reachable — the server is there, and MLflow's own error will say what is wrong. Local stores pass.
+    """
+    if urlsplit(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as err:  # refused, DNS failure, timeout (TimeoutError is an OSError)
+        reason = getattr(err, "reason", None) or err
+        raise InputError(f"tracking server {uri} is not reachable: {reason}") from None
+
+
+def apply_http_fail_fast(environ: dict | None = None) -> None:
+    """Put :data:`HTTP_FAIL_FAST_ENV` into ``environ`` (default ``os.environ``) where the user has not set them."""
+    env = os.environ if environ is None else environ
+    for key, value in HTTP_FAIL_FAST_ENV.items():
+        env.setdefault(key, value)
+
+
+def _client(tracking_uri: str | None) -> tuple[str, Any]:
+    uri = tracking_uri or tracking.default_tracking_uri()
+    check_tracking_reachable(uri)
+    return uri, mlflow.MlflowClient(uri)
+
+
+# --- latentdream runs --------------------------------------------------------------------------------------------
+def runs_table(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The runs of ``experiment`` (None: of every experiment), newest first.
+
+    Columns: ``run_id``, ``experiment``, ``run_name``, ``status``, ``start_time``, the tags :data:`KEY_TAGS`, the
+    params :data:`KEY_PARAMS` and the metrics :data:`KEY_METRICS` (final values) — each param/metric column only if
+    some run has it.
+
+    :raises InputError: ``experiment`` does not exist (the message lists the ones that do); server unreachable.
+    """
+    uri, client = _client(tracking_uri)
+    names = {e.experiment_id: e.name for e in client.search_experiments()}
+    if experiment is not None and experiment not in names.values():
+        raise InputError(f"unknown experiment {experiment!r} in {uri}; existing: {', '.join(sorted(names.values())) or 'none'}")
+    ids = [i for i, n in names.items() if experiment is None or n == experiment]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)  # search_runs has no tracking_uri argument
+    try:
+        found = mlflow.search_runs(experiment_ids=ids, output_format="pandas") if ids else pd.DataFrame()
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return _select_columns(found, names)
+
+
+def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    base = ["run_id", "experiment", "run_name", "status", "start_time", *KEY_TAGS]
+    if found.empty:
+        return pd.DataFrame(columns=base)
+    out = pd.DataFrame({
+        "run_id": found["run_id"],
+        "experiment": found["experiment_id"].map(names),
+        "run_name": found.get("tags.mlflow.runName"),
+        "status": found["status"],
+        "start_time": found["start_time"],
+    })
+    for tag in KEY_TAGS:
+        out[tag] = found.get(f"tags.{tag}")
+    for prefix, keys in (("params", KEY_PARAMS), ("metrics", KEY_METRICS)):
+        for key in keys:
+            column = found.get(f"{prefix}.{key}")
+            if column is not None and column.notna().any():
+                out[key] = column
+    return out.reset_index(drop=True)
+
+
+def format_runs(frame: pd.DataFrame) -> str:
+    """The table as fixed-width text: times to the minute (UTC), metrics to 4 significant digits, '-' for missing."""
+    if frame.empty:
+        return "no runs"
+    shown = frame.copy()
+    if "start_time" in shown:
+        shown["start_time"] = pd.to_datetime(shown["start_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
+    return shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
+
+
+def print_runs(experiment: str | None = None, tracking_uri: str | None = None, file: TextIO | None = None) -> pd.DataFrame:
+    """Print :func:`runs_table` (see :func:`format_runs`) and return it."""
+    frame = runs_table(experiment, tracking_uri)
+    print(format_runs(frame), file=file or sys.stdout)
+    return frame
+
+
+# --- latentdream compare -----------------------------------------------------------------------------------------
+def params_diff(params: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+    """Params whose values differ between runs (a param missing from some run counts as differing).
+
+    :param params: run id → {param: value}.
+    :returns: columns ``param`` then one per run id (missing: empty string), rows sorted by param.
+    """
+    keys = sorted(set().union(*(p.keys() for p in params.values())))
+    rows = [[k, *(p.get(k, "") for p in params.values())] for k in keys]
+    rows = [r for r in rows if len(set(r[1:])) > 1]
+    return pd.DataFrame(rows, columns=["param", *params.keys()])
+
+
+def final_metrics(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Every metric's last logged value: columns ``metric`` then one per run id (NaN where a run lacks it)."""
+    keys = sorted(set().union(*(m.keys() for m in metrics.values())))
+    rows = [[k, *(m.get(k, np.nan) for m in metrics.values())] for k in keys]
+    return pd.DataFrame(rows, columns=["metric", *metrics.keys()])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything a comparison run will hold, built before the run exists."""
+
+    run_ids: tuple[str, ...]
+    kind: str
+    tables: dict[str, pd.DataFrame]  # artifact path → table
+    figures: dict[str, Any]  # artifact path → Figure
+    skipped: dict[str, str]  # figure name → why it was not drawn
+
+
+def _label(run_id: str) -> str:
+    return run_id[:8]
+
+
+def _files(client: Any, run_id: str, folder: str) -> set[str]:
+    """Artifact paths directly under ``folder`` of the run (empty if the folder does not exist)."""
+    try:
+        return {f.path for f in client.list_artifacts(run_id, folder) if not f.is_dir}
+    except Exception:  # noqa: BLE001 - a missing folder is "no files" for every artifact repository
+        return set()
+
+
+def _check_runs(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[list[Any], str]:
+    ids = list(dict.fromkeys(run_ids))
+    if len(ids) < 2:
+        raise InputError(f"compare needs at least 2 different run ids; got {len(ids)}: {' '.join(ids) or 'none'}")
+    runs = []
+    for run_id in ids:
+        try:
+            run = client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            raise InputError(f"run {run_id!r} does not exist in {uri}") from None
+        if run.info.lifecycle_stage == "deleted":
+            raise InputError(f"run {run_id} is deleted; restore it (mlflow runs restore) or leave it out")
+        runs.append(run)
+    kinds = {r.info.run_id: r.data.tags.get(tracking.TAG_KIND) for r in runs}
+    for run_id, kind in kinds.items():
+        if kind not in COMPARABLE_KINDS:
+            raise InputError(f"run {run_id} is a {kind or 'non-latentdream'} run; "
+                             f"only {' or '.join(COMPARABLE_KINDS)} runs can be compared")
+    if len(set(kinds.values())) > 1:
+        listing = ", ".join(f"{_label(i)}={k}" for i, k in kinds.items())
+        raise InputError(f"cannot compare runs of different kinds ({listing}); give only autoencoder or only classifier runs")
+    return runs, next(iter(kinds.values()))
+
+
+def _latent_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
+    d = tracking.LATENT_DIR
+    need = (f"{d}/histograms.npz", f"{d}/components.csv", f"{d}/hit_rates.csv")
+    missing = [f"{_label(i)} has no {p}" for i in ids for p in need if p not in _files(client, i, d)]
+    if missing:
+        for name in ("latent_histograms.png", "hit_rates.png"):
+            skipped[name] = "; ".join(missing)
+        return
+    loaded = []
+    for i in ids:
+        local = Path(client.download_artifacts(i, d, str(tmp / i)))
+        with np.load(local / "histograms.npz") as npz:
+            loaded.append((npz["edges"], npz["counts"], pd.read_csv(local / "components.csv"),
+                           pd.read_csv(local / "hit_rates.csv")))
+    labels = [_label(i) for i in ids]
+    edges, counts, comps, hits = zip(*loaded)
+    figures[f"{COMPARE_DIR}/latent_histograms.png"] = plots.dominant_histograms(edges, counts, comps, labels)
+    figures[f"{COMPARE_DIR}/hit_rates.png"] = plots.hit_rate_curves(hits, labels)
+
+
+def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
+    d = tracking.OIP_DIR
+    files = [_files(client, i, d) for i in ids]
+    stems = sorted({Path(p).stem for f in files for p in f if p.endswith((".npz", ".png"))})
+    labels = [_label(i) for i in ids]
+    if not stems:
+        skipped["oip_*.png"] = f"no run has {d}/<layer>_<init>.npz or .png"
+    for stem in stems:
+        name = f"{COMPARE_DIR}/oip_{stem}.png"
+        if all(f"{d}/{stem}.npz" in f for f in files):
+            pats, dead = [], []
+            for i in ids:
+                with np.load(client.download_artifacts(i, f"{d}/{stem}.npz", str(tmp / i))) as npz:
+                    pats.append(npz["patterns"])
+                    dead.append(npz["dead"] if "dead" in npz else np.zeros(len(npz["patterns"]), bool))
+            figures[name] = plots.oip_side_by_side(pats, labels, dead=dead, title=f"OIPs of {stem}")
+        elif all(f"{d}/{stem}.png" in f for f in files):
+            from PIL import Image
+
+            imgs = [np.asarray(Image.open(client.download_artifacts(i, f"{d}/{stem}.png", str(tmp / i))).convert("RGB"))
+                    for i in ids]
+            figures[name] = plots.images_side_by_side(imgs, labels, title=f"OIPs of {stem}")
+        else:
+            skipped[Path(name).name] = f"not every run has {d}/{stem}.npz or .png"
+
+
+def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Comparison:
+    """Check the runs and build the tables and figures (nothing is written to the store).
+
+    :raises InputError: fewer than 2 distinct ids, an unknown or deleted run, a run that is no training run, or
+        runs of different kinds.
+    """
+    runs, kind = _check_runs(client, uri, run_ids)
+    ids = [r.info.run_id for r in runs]
+    tables = {
+        f"{COMPARE_DIR}/params_diff.csv": params_diff({r.info.run_id: r.data.params for r in runs}),
+        f"{COMPARE_DIR}/final_metrics.csv": final_metrics({r.info.run_id: r.data.metrics for r in runs}),
+    }
+    figures: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "autoencoder":
+            _latent_figures(client, ids, Path(tmp), figures, skipped)
+        else:
+            _oip_figures(client, ids, Path(tmp), figures, skipped)
+    return Comparison(tuple(ids), kind, tables, figures, skipped)
+
+
+def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str:
+    """Compare two or more runs of one kind into a new run of experiment ``comparisons``; returns its id.
+
+    The new run has tags ``kind=comparison``, ``compared_runs=<id,id,...>``, ``compared_kind`` and holds
+    ``compare/params_diff.csv``, ``compare/final_metrics.csv``, ``compare/summary.json`` and the figures:
+    autoencoders ``compare/latent_histograms.png``, ``compare/hit_rates.png``; classifiers
+    ``compare/oip_<layer>_<init>.png``. Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) it writes into that run instead.
+
+    :raises InputError: see :func:`build_comparison`; nothing is created then.
+    """
+    uri, client = _client(tracking_uri)
+    comparison = build_comparison(client, uri, run_ids)
+    tags = {tracking.TAG_KIND: KIND_COMPARISON, TAG_COMPARED: ",".join(comparison.run_ids),
+            TAG_COMPARED_KIND: comparison.kind}
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    owned = not run_id
+    if owned:
+        experiment_id = tracking.experiment_id_for(client, COMPARISON_EXPERIMENT, tracking.default_artifact_root(uri))
+        name = "compare " + " ".join(_label(i) for i in comparison.run_ids)
+        run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
+    else:
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+    try:
+        writer = tracking.RunWriter(client, run_id)
+        for path, table in comparison.tables.items():
+            writer.table(path, table)
+        for path, figure in comparison.figures.items():
+            writer.figure(path, figure)
+        writer.json(f"{COMPARE_DIR}/summary.json", {"compared_runs": list(comparison.run_ids), "kind": comparison.kind,
+                                                     "figures": sorted(comparison.figures), "skipped": comparison.skipped})
+    except BaseException as err:
+        if owned:
+            client.set_tag(run_id, tracking.TAG_FAILURE, f"{type(err).__name__}: {err}"[:5000])
+            client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    if owned:
+        client.set_terminated(run_id, "FINISHED")
+    return run_id
