@@ -6,6 +6,7 @@ training, and every ``every_n_epochs``) and by ``latentdream analyze RUN_ID`` (i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from analysis import tracking
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.plots import latent as plots
 from analysis.plots.images import image_grid
+
+log = logging.getLogger("latentdream")
 
 D = tracking.LATENT_DIR
 
@@ -46,6 +49,22 @@ class LatentAnalysisSettings:
     def from_config(cls, section) -> "LatentAnalysisSettings":
         names = set(cls.__dataclass_fields__) - {"extra"}
         return cls(**{k: v for k, v in dict(section).items() if k in names})
+
+
+def covering_range(z: np.ndarray, value_range: Sequence[float]) -> tuple[float, float]:
+    """The configured histogram range, widened symmetrically (to a whole number) when the data leave it.
+
+    A barely trained encoder can put whole components outside [-12, 12]; their μ and half-width would be undefined
+    and the analysis would fail at the end of a run. The range used is saved with the histograms (``edges``).
+    """
+    low, high = float(value_range[0]), float(value_range[1])
+    z_low, z_high = float(z.min()), float(z.max())
+    if low <= z_low and z_high <= high:
+        return low, high
+    reach = float(np.ceil(max(abs(z_low), abs(z_high), abs(low), abs(high))))
+    log.warning("latent values span [%.2f, %.2f]: histogram range widened from [%g, %g] to [%g, %g]",
+                z_low, z_high, low, high, -reach, reach)
+    return -reach, reach
 
 
 def latent_metrics(report: ls.LatentReport) -> dict[str, float]:
@@ -89,7 +108,7 @@ def record_latent_analysis(
     device = next(network.parameters()).device
     z = encode_dataset(network.encode, batches, device, progress)
     report = ls.analyze_latents(
-        z, n_bins=settings.n_bins, value_range=tuple(settings.range), mu_threshold=settings.mu_threshold,
+        z, n_bins=settings.n_bins, value_range=covering_range(z, settings.range), mu_threshold=settings.mu_threshold,
         hw_threshold=settings.hw_threshold, b_values=settings.b, k_values=settings.k,
         n_random=settings.n_random or len(z), radius_n_random=min(len(z), 20000), seed=settings.seed, progress=progress,
     )
