@@ -214,9 +214,9 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
     params = flatten(cfg)
     mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient(uri)
     plan = None
-    with lifecycle.store_lock(uri):  # a fresh store is created by one process, not four at once
+    with lifecycle.store_lock(uri):  # a fresh store is created (schema migration) by one process, not four at once
+        client = mlflow.MlflowClient(uri)
         if cfg.resume:
             found = with_retries(client.get_experiment_by_name, experiment_name)
             if found is None:
