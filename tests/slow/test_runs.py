@@ -121,6 +121,17 @@ def test_compare_autoencoders_draws_histograms_and_hit_rates(cnn_store, tmp_path
     assert client.get_run(comparison).data.tags["compared_kind"] == "autoencoder"
 
 
+def test_compare_under_mlflow_run_writes_into_the_given_run(cnn_store, monkeypatch):
+    client = cnn_store["client"]
+    outer = client.create_run(client.get_experiment_by_name("ae_fake").experiment_id).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer)  # what `mlflow run . -e compare` hands its command
+    before = _comparison_count(client)
+    assert runs.compare_runs(cnn_store["ae"], cnn_store["uri"]) == outer
+    assert _comparison_count(client) == before
+    assert client.get_run(outer).data.tags["kind"] == "comparison"
+    assert "compare/hit_rates.png" in [f.path for f in client.list_artifacts(outer, "compare")]
+
+
 def test_bad_compare_input_creates_nothing(cnn_store):
     a, _ = cnn_store["cnn"]
     client = cnn_store["client"]
