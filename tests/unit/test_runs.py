@@ -28,6 +28,15 @@ def test_closed_port_fails_fast_with_one_clear_line():
     assert time.monotonic() - start < 2
 
 
+def test_runs_and_compare_check_the_server_before_any_request():
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    for call in (lambda: runs.runs_table(None, uri), lambda: runs.compare_runs(["a", "b"], uri)):
+        with pytest.raises(InputError, match="is not reachable"):
+            call()
+    assert time.monotonic() - start < 3  # MLflow's own client would retry for minutes
+
+
 def test_silent_server_times_out_after_the_timeout():
     # accepts the TCP connection but never answers: only the timeout can end the wait
     with socket.socket() as listener:
