@@ -241,12 +241,14 @@ def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped:
     for stem in stems:
         name = f"{COMPARE_DIR}/oip_{stem}.png"
         if all(f"{d}/{stem}.npz" in f for f in files):
-            pats, dead = [], []
+            pats, dead, maps = [], [], []
             for i in ids:
                 with np.load(client.download_artifacts(i, f"{d}/{stem}.npz", str(tmp / i))) as npz:
+                    n = len(npz["patterns"])
                     pats.append(npz["patterns"])
-                    dead.append(npz["dead"] if "dead" in npz else np.zeros(len(npz["patterns"]), bool))
-            figures[name] = plots.oip_side_by_side(pats, labels, dead=dead, title=f"OIPs of {stem}")
+                    dead.append(npz["dead"] if "dead" in npz else np.zeros(n, bool))
+                    maps.append(npz["maps"] if "maps" in npz else np.arange(n))
+            figures[name] = plots.oip_side_by_side(pats, labels, dead=dead, maps=maps, title=f"OIPs of {stem}")
         elif all(f"{d}/{stem}.png" in f for f in files):
             from PIL import Image
 

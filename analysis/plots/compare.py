@@ -114,19 +114,22 @@ def hit_rate_curves(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> Fi
 
 
 def oip_side_by_side(patterns: Sequence[np.ndarray], labels: Sequence[str], *, dead: Sequence[np.ndarray] | None = None,
-                     title: str = "", max_maps: int = 16, cmap: str = "viridis") -> Figure:
+                     maps: Sequence[np.ndarray] | None = None, title: str = "", max_maps: int = 16,
+                     cmap: str = "viridis") -> Figure:
     """OIPs of one layer from several runs: row i holds run i's first ``max_maps`` maps, each stretched to its own
-    min..max; dead maps are blank panels reading "dead".
+    min..max and titled with its map index; dead maps are blank panels reading "dead".
 
     :param patterns: per run, (M_i, H, W) optimised images.
     :param labels: per run, the row label.
     :param dead: per run, (M_i,) booleans (None: no map is dead).
+    :param maps: per run, (M_i,) map indices (None: 0..M_i-1) — runs may have rendered different subsets.
     """
     n_cols = max(1, min(max_maps, max(len(p) for p in patterns)))
     fig = Figure(figsize=(1.1 * n_cols + 1.2, 1.2 * len(patterns) + 0.6), layout="constrained")
     axes = fig.subplots(len(patterns), n_cols, squeeze=False)
     for i, (pats, label) in enumerate(zip(patterns, labels)):
         gone = np.zeros(len(pats), bool) if dead is None else np.asarray(dead[i], bool)
+        ids = np.arange(len(pats)) if maps is None else np.asarray(maps[i])
         for j, ax in enumerate(axes[i]):
             ax.set_xticks([])
             ax.set_yticks([])
@@ -137,8 +140,8 @@ def oip_side_by_side(patterns: Sequence[np.ndarray], labels: Sequence[str], *, d
                 ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, transform=ax.transAxes)
             else:
                 ax.set_axis_off()
-            if i == 0:
-                ax.set_title(f"map {j}", fontsize=7)
+            if j < len(pats):
+                ax.set_title(f"map {int(ids[j])}", fontsize=7)
         axes[i, 0].set_ylabel(label, fontsize=8)
     fig.suptitle(title or "OIPs side by side")
     return fig

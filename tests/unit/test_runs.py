@@ -153,8 +153,10 @@ def test_hit_rate_curves_colour_per_b_style_per_run():
 
 def test_oip_side_by_side_one_row_per_run_and_dead_maps_blank():
     pats = [np.random.default_rng(0).random((3, 8, 8)), np.random.default_rng(1).random((2, 8, 8))]
-    fig = plots.oip_side_by_side(pats, ["A", "B"], dead=[np.array([False, True, False]), np.array([False, False])])
+    fig = plots.oip_side_by_side(pats, ["A", "B"], dead=[np.array([False, True, False]), np.array([False, False])],
+                                 maps=[np.array([0, 1, 2]), np.array([5, 7])])
     axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_title() for ax in axes[1, :2]] == ["map 5", "map 7"]
     assert [len(ax.images) for ax in axes[0]] == [1, 0, 1]
     assert axes[0, 1].texts[0].get_text() == "dead"
     assert not axes[1, 2].axison  # run B has only 2 maps
