@@ -48,7 +48,9 @@ def map_count(model: nn.Module, name: str) -> int:
 
 
 @contextmanager
-def capture(model: nn.Module, layer_names: Sequence[str], *, stop_when_done: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+def capture(
+    model: nn.Module, layer_names: Sequence[str], *, stop_when_done: bool = False
+) -> Iterator[dict[str, torch.Tensor]]:
     """Register forward hooks on ``layer_names`` and yield ``{name: output}`` filled by every forward pass.
 
     Outputs keep their graph (no ``detach``), so objectives computed from them can be differentiated w.r.t. the

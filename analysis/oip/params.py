@@ -55,9 +55,9 @@ def fluctuations(
 
     White noise n ~ N(0, 1) is low-pass filtered in Fourier space with the transfer function
     ``H(f) = exp(-π² ℓ² |f|²)`` (f in cycles/px, ℓ = ``length_scale``), i.e. convolved with a Gaussian of
-    std ℓ/√2, so the field's autocorrelation is ``exp(-r² / (2 ℓ²))`` — a Gaussian of std ℓ px. The FFT makes the
-    field periodic across the image borders (harmless: an OIP search only needs a structured start). Each image is
-    then stretched to exactly [0, 1] by its own min and max.
+    std ℓ/√2, so the field's autocorrelation is ``exp(-r² / (2 ℓ²))`` — a Gaussian of std ℓ px. The FFT makes
+    the field periodic across the image borders (harmless: an OIP search only needs a structured start). Each
+    image is then stretched to exactly [0, 1] by its own min and max.
     """
     if length_scale <= 0:
         raise InputError(f"length_scale must be > 0 px, got {length_scale}")

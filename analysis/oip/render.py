@@ -104,9 +104,10 @@ def render_oips(
 ) -> OIPResult:
     """Optimise one input image per map of ``layer`` so that the map's mean (pre-ReLU) activation is maximal.
 
-    The starting images for all maps are drawn once from ``seed`` (:func:`make_init`) and sliced per map, and the
-    jitter shifts come from a generator seeded with ``seed + 1`` afresh for every :func:`ascend` call, so
-    ``batched=True`` (one batch of M images) and ``batched=False`` (M runs of one image) compute the same patterns.
+    The starting images for all maps of the layer are drawn once from ``seed`` (:func:`make_init`) and picked by
+    map index, and the jitter shifts come from a generator seeded with ``seed + 1`` afresh for every
+    :func:`ascend` call. Hence ``batched=True`` (one batch of M images) and ``batched=False`` (M runs of one image)
+    compute the same patterns, and a map's OIP does not depend on which other maps are rendered with it.
 
     :param maps: map indices (default: all maps of the layer).
     :param init: starting images, one of :data:`analysis.oip.params.INITS`.
@@ -120,7 +121,8 @@ def render_oips(
     idx = _check_maps(maps, layer, n_maps)
     size = size or getattr(model, "image_size", 28)
     channels = getattr(model, "in_channels", 1)
-    start = make_init(init, len(idx), size, torch.Generator().manual_seed(seed), channels=channels)
+    # one start per map of the layer, picked by map index: map k's OIP does not depend on which other maps are rendered
+    start = make_init(init, n_maps, size, torch.Generator().manual_seed(seed), channels=channels)[torch.as_tensor(idx)]
 
     def run(rows: slice) -> AscentResult:
         shifts = make_jitter(jitter, torch.Generator().manual_seed(seed + 1)) if jitter else None
@@ -151,7 +153,10 @@ def render_oips(
 
 
 def oip_table(results: OIPResult | Iterable[OIPResult]) -> pd.DataFrame:
-    """One row per (layer, init, map): columns layer, init, map, initial, final, activation, dead (``oip/activation.csv``)."""
+    """One row per (layer, init, map) for ``oip/activation.csv``.
+
+    Columns: layer, init, map, initial, final, activation, dead.
+    """
     if isinstance(results, OIPResult):
         results = [results]
     frames = [

@@ -122,7 +122,8 @@ def test_starting_images_range_shape_and_seed():
         assert 0 <= float(x.min()) and float(x.max()) <= 1
         assert torch.equal(x, make_init(name, 5, 20, torch.Generator().manual_seed(3)))
     f = fluctuations(4, 16, 3.0, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(f.amin(dim=(-2, -1)), torch.zeros(4, 1)) and torch.allclose(f.amax(dim=(-2, -1)), torch.ones(4, 1))
+    assert torch.allclose(f.amin(dim=(-2, -1)), torch.zeros(4, 1))
+    assert torch.allclose(f.amax(dim=(-2, -1)), torch.ones(4, 1))
     u = uniform_noise(2, 8, generator=torch.Generator().manual_seed(0), low=0.4, high=0.6)
     assert 0.4 <= float(u.min()) and float(u.max()) <= 0.6
 
