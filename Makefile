@@ -6,7 +6,8 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast ui bench clean
+.PHONY: setup demo test test-fast test-ui ui bench clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +31,12 @@ test: setup
 ## make test-fast: the edit loop (slow tests skipped)
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## make test-ui: the MLflow UI checked in headless Chromium (Debian's chromium + the playwright package)
+test-ui: setup
+	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
+	$(BIN)/pip install --quiet playwright
+	$(BIN)/python -m pytest -q tests/ui
 
 ui: setup
 	$(BIN)/latentdream ui

@@ -39,7 +39,10 @@ def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
 
     :raises InputError: unknown run, wrong kind, no logged model or config, invalid overrides.
     """
+    from experiments.runs import check_tracking_reachable
+
     uri = tracking.default_tracking_uri()
+    check_tracking_reachable(uri)
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     try:
@@ -113,3 +116,17 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
     for key, value in sorted(metrics.items()):
         print(f"  {key} = {value:.4f}")
     print(f"dreams logged into run {writer.run_id}")
+
+
+def oip(run_id: str, overrides: list[str]) -> None:
+    """Render OIPs with a CNN run's network and log them into the run (``layer=conv3 init=fluct_7 maps=[1,2]``)."""
+    from analysis.callbacks.oip import OIPSettings, record_oips
+
+    shorthand = _shorthand(overrides, "oip", {"layer": "layers", "init": "inits", "map": "maps"})
+    logged = open_run(run_id, shorthand, kind="classifier")
+    network = logged.load_network()
+    results = record_oips(logged.writer, network, OIPSettings.from_config(dict(logged.cfg.oip)), step=logged.last_epoch)
+    for r in results:
+        print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {r.activation[~r.dead].mean():.3f}, "
+              f"{int(r.dead.sum())} dead")
+    print(f"OIPs logged into run {run_id}")

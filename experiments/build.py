@@ -72,6 +72,10 @@ def build_callbacks(cfg: DictConfig) -> list:
 
         settings = LatentAnalysisSettings.from_config(_plain(cfg.analysis))
         callbacks.append(LatentStatsLogger(settings, every_n_epochs=cfg.analysis.every_n_epochs))
+    if not is_autoencoder(cfg) and cfg.oip.enabled:
+        from analysis.callbacks.oip import OIPLogger, OIPSettings
+
+        callbacks.append(OIPLogger(OIPSettings.from_config(_plain(cfg.oip)), every_n_epochs=cfg.oip.every_n_epochs))
     if not is_autoencoder(cfg) and cfg.dream.enabled:
         from analysis.callbacks.dream import DreamLogger, DreamSettings
 

@@ -29,6 +29,10 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
+    # An unreachable tracking server should fail in seconds, not after MLflow's 7 retries of 120 s each.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -63,10 +67,32 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_oip(args: argparse.Namespace) -> int:
+    from experiments.analyze import oip
+
+    oip(args.run_id, args.overrides)
+    return 0
+
+
 def cmd_dream(args: argparse.Namespace) -> int:
     from experiments.analyze import dream
 
     dream(args.run_id, args.image, args.overrides)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from experiments.runs import print_runs
+
+    print_runs(args.experiment)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from experiments.runs import compare_runs
+
+    run_id = compare_runs(args.run_ids)
+    print(f"comparison run {run_id} in experiment 'comparisons' ({len(args.run_ids)} runs)")
     return 0
 
 
@@ -88,11 +114,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="e.g. analysis.b=[1,1.5,2] analysis.n_bins=120")
     p.set_defaults(func=cmd_analyze)
 
+    p = sub.add_parser("oip", help="render OIPs of a CNN run's conv maps and log them into the run")
+    p.add_argument("run_id")
+    p.add_argument("overrides", nargs="*", help="e.g. layer=conv3 init=fluct_7 maps=[0,1,2] steps=300")
+    p.set_defaults(func=cmd_oip)
+
     p = sub.add_parser("dream", help="let a CNN run dream on a photo; panels and final images go into the run")
     p.add_argument("run_id")
     p.add_argument("--image", help="photo to dream on (default: the flower photo bundled with scikit-learn)")
     p.add_argument("overrides", nargs="*", help="e.g. mode=seed objective=conv3:56 cycles=6 child_run=true")
     p.set_defaults(func=cmd_dream)
+
+    p = sub.add_parser("runs", help="list runs with status, key params and final metrics")
+    p.add_argument("experiment", nargs="?", default=None, help="experiment name (default: every experiment)")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("compare", help="compare runs of one kind into a new run of experiment 'comparisons'")
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="two or more run ids")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)

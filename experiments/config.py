@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments.schema import DATA_KINDS, MODEL_KINDS, Experiment
+from analysis.oip.params import INITS as OIP_INITS
 from lightning_modules.errors import InputError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -191,9 +192,8 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
         fewest = min(maps[layer] for layer in cfg.oip.layers) if cfg.oip.layers else 0
         for index in cfg.oip.maps:
             _require(0 <= index < fewest, "oip.maps", list(cfg.oip.maps), f"map indices run from 0 to {fewest - 1}")
-    for inits in cfg.oip.inits:
-        ok = inits == "random" or (inits.startswith("fluct_") and inits[6:].isdigit() and int(inits[6:]) > 0)
-        _require(ok, "oip.inits", list(cfg.oip.inits), "allowed: random, fluct_<length scale in px> (e.g. fluct_7)")
+    for init in cfg.oip.inits:
+        _require(init in OIP_INITS, "oip.inits", list(cfg.oip.inits), f"allowed: {', '.join(OIP_INITS)}")
     for key in ("dream.objective", "dream.layer_objective"):
         spec = OmegaConf.select(cfg, key)
         layer, _, index = spec.partition(":")

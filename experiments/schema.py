@@ -158,7 +158,8 @@ class LatentAnalysisConfig:
 
 @dataclass
 class OIPConfig:
-    """OIPs: gradient ascent on the input to maximise each map of each conv layer (the reference's second post)."""
+    """OIPs: gradient ascent on the input to maximise each map of each conv layer (the reference's second post).
+    ``inits``: ``random`` or ``fluct_2|4|7|14`` (smooth random fields of that correlation length in px)."""
 
     enabled: bool = True
     every_n_epochs: int = 0
@@ -169,10 +170,11 @@ class OIPConfig:
     lr: float = 0.05
     optimizer: str = "adam"
     jitter: int = 1
-    blur_every: int = 0
+    blur_every: int = 10
     blur_sigma: float = 0.5
     l2_decay: float = 0.0
     clip: bool = True
+    rectify: bool = True
     seed: int = 0
 
 
