@@ -20,7 +20,7 @@ from tests.conftest import write_idx
 # Any case that wrongly reaches training stays small (and must not leave anything behind).
 TINY_RUN = ["trainer.max_epochs=1", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
             "trainer.limit_test_batches=1", "data.batch_size=8", "tracking.log_model=false",
-            "trainer.enable_progress_bar=false", "tracking.system_metrics=false"]
+            "trainer.enable_progress_bar=false", "tracking.system_metrics=false", "oip.enabled=false"]
 
 
 def _digest(folder: Path) -> dict:
