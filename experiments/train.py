@@ -124,6 +124,14 @@ def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     network.to(device)
 
 
+def _check_test_knobs(cfg: DictConfig) -> None:
+    sleep, step = cfg.trainer.sleep_per_batch, cfg.trainer.inject_nan_at_step
+    if sleep is not None and not sleep >= 0:
+        raise InputError(f"trainer.sleep_per_batch={sleep!r} is not allowed; it must be >= 0 seconds (test-only)")
+    if step is not None and step < 0:
+        raise InputError(f"trainer.inject_nan_at_step={step!r} is not allowed; it must be >= 0 (test-only)")
+
+
 def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: lifecycle.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
     kwargs = trainer_kwargs(cfg)
     for key in _GUARD_KEYS:
@@ -197,6 +205,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
         the run is KILLED and its checkpoints kept.
     :raises experiments.lifecycle.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
+    _check_test_knobs(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # checks the data folder, builds caches: before a run exists

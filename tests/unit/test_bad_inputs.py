@@ -113,6 +113,8 @@ CASES = [
      (pytest.mark.slow, pytest.mark.xfail(strict=False, reason=_LATE))),
     ("text file as image", ["train", "cnn_mnist_bundled", "dream.image={text_image}", *TINY_RUN], "notes.jpg",
      (pytest.mark.slow, pytest.mark.xfail(strict=False, reason=_LATE))),
+    ("negative sleep", ["train", "cnn_mnist_bundled", "trainer.sleep_per_batch=-1"], "trainer.sleep_per_batch", ()),
+    ("negative NaN step", ["train", "cnn_mnist_bundled", "trainer.inject_nan_at_step=-2"], "inject_nan_at_step", ()),
     ("analyze unknown run", ["analyze", "0123456789abcdef0123456789abcdef"], "does not exist", ()),
     ("resume unknown run", ["train", "cnn_mnist_bundled", "resume=0123456789abcdef", *TINY_RUN], "no such run", ()),
     ("resume finished run", ["train", "cnn_mnist_bundled", "resume={finished}", *TINY_RUN], "FINISHED", ()),
