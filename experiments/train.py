@@ -10,6 +10,7 @@ guarantees are listed in ``docs/reliability.md``; the helpers live in :mod:`expe
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -179,8 +180,6 @@ def _signals_restored(guard: RunGuard) -> Iterator[None]:
 
 def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) -> TrainResult:
     """A DDP worker rank (> 0): train in step with rank 0, create and log nothing (rank 0 owns the run)."""
-    import os
-
     checkpoint_dir = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints") / run_id
     last = checkpoint_dir / lifecycle.LAST_CHECKPOINT
     uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
