@@ -22,7 +22,7 @@ def encode_dataset(
     :param device: where the encoder lives (take it from the model: ``next(net.parameters()).device``).
     """
     chunks = []
-    for batch in tqdm(batches, desc="encoding", unit="batch", disable=not progress, leave=False):
+    for batch in tqdm(batches, desc="encoding", unit="batch", disable=None if progress else True, leave=False):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         chunks.append(encode(x.to(device)).float().cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)

@@ -135,7 +135,7 @@ def component_histograms(
     offsets = np.arange(dim, dtype=np.intp) * n_bins
     flat_counts = np.zeros(dump + 1, dtype=np.int64)
     scale = n_bins / (hi - lo)
-    for start, stop in tqdm(list(_row_chunks(n, chunk_size)), disable=not progress, desc="histograms"):
+    for start, stop in tqdm(list(_row_chunks(n, chunk_size)), disable=None if progress else True, desc="histograms"):
         x = z[start:stop].astype(edges_cmp.dtype, copy=False)
         keep = (x >= lo) & (x <= hi)  # NaN fails both, so it is dropped too
         xs = np.where(keep, x, lo)
@@ -422,7 +422,7 @@ def hit_counts(
     u_buf = np.empty((min(chunk_size, n_random), dim), dtype=np.float32)
     s_buf = np.empty_like(u_buf)
     hits = np.zeros((len(bs), len(ks)), dtype=np.int64)
-    for ib, b in enumerate(tqdm(bs, disable=not progress, desc="hit grid")):
+    for ib, b in enumerate(tqdm(bs, disable=None if progress else True, desc="hit grid")):
         a = np.where(deg, 0.0, 2.0 * b / hw_safe).astype(np.float32)
         c = np.where(deg, 0.0, (b + mu32) / hw_safe).astype(np.float32)
         # Bound on the rounding difference between the fused score and the float32 definition, in score units.

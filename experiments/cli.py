@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from lightning_modules.errors import InputError
+from lightning_modules.errors import InputError, NonFiniteLossError
 
 
 def _quiet() -> None:
@@ -41,7 +41,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.experiment, args.overrides)
     result = train(cfg, command=" ".join(["latentdream", *sys.argv[1:]]))
-    print(f"run {result.run_id} finished in experiment {cfg.tracking.experiment_name or cfg.name!r}")
+    if result.rank:  # a DDP worker process: rank 0 reports the run
+        return 0
+    print(f"run {result.run_id} finished (experiment id {result.experiment_id})")
     for key in sorted(result.metrics):
         print(f"  {key} = {result.metrics[key]:.4f}")
     return 0
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"latentdream: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:  # the run is FAILED with the reason as a tag; its last good checkpoint is kept
+        print(f"latentdream: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

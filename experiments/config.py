@@ -202,6 +202,10 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
             _require(index.isdigit() and int(index) < maps[layer], key, spec, f"{layer} has maps 0 to {maps[layer] - 1}")
     for layer in cfg.dream.layers or {}:
         _require(layer in maps, "dream.layers", dict(cfg.dream.layers), allowed)
+    if cfg.dream.enabled and cfg.dream.image:
+        from analysis.dream import load_image
+
+        load_image(cfg.dream.image)  # missing, unreadable or smaller than 28×28: stops before a run is made
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:

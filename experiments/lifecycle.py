@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from typing_extensions import override
 
-from lightning_modules.errors import InputError
+from lightning_modules.errors import InputError, NonFiniteLossError
 
 T = TypeVar("T")
 
@@ -64,10 +64,6 @@ class RunInterrupted(SystemExit):
 
     def __str__(self) -> str:
         return self.message
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; training stopped before that batch updated the weights."""
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------

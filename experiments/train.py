@@ -34,6 +34,7 @@ from experiments import lifecycle
 from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
 from experiments.config import flatten, to_yaml
 from experiments.lifecycle import RunGuard, RunInterrupted, with_retries
+from experiments.runs import check_tracking_reachable
 from lightning_modules.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -202,7 +203,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     :raises lightning_modules.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.lifecycle.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
         the run is KILLED and its checkpoints kept.
-    :raises experiments.lifecycle.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
+    :raises lightning_modules.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
     _check_test_knobs(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
@@ -217,15 +218,22 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
         return _train_worker(cfg, module, datamodule, worker_run_id)
 
     uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
+    check_tracking_reachable(uri)  # an unreachable server fails in seconds, before anything else
     artifact_root = cfg.tracking.artifact_root or tracking.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
     params = flatten(cfg)
     mlflow.set_tracking_uri(uri)
     plan = None
+    outer_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`, which made the run we must log into
+    if outer_run_id and cfg.resume:
+        raise InputError(f"resume={cfg.resume} cannot be combined with `mlflow run` (MLFLOW_RUN_ID={outer_run_id})")
     with lifecycle.store_lock(uri):  # a fresh store is created (schema migration) by one process, not four at once
         client = mlflow.MlflowClient(uri)
-        if cfg.resume:
+        if outer_run_id:
+            experiment_id = with_retries(client.get_run, outer_run_id).info.experiment_id
+            experiment_name = with_retries(client.get_experiment, experiment_id).name
+        elif cfg.resume:
             found = with_retries(client.get_experiment_by_name, experiment_name)
             if found is None:
                 raise InputError(f"resume={cfg.resume}: experiment {experiment_name!r} does not exist in {uri}")
@@ -237,6 +245,9 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
 
     if plan is not None:
         run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
+    elif outer_run_id:
+        run = with_retries(mlflow.start_run, run_id=outer_run_id, tags=run_tags(cfg, command),
+                           log_system_metrics=cfg.tracking.system_metrics)
     else:
         run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
                            tags=run_tags(cfg, command), log_system_metrics=cfg.tracking.system_metrics)

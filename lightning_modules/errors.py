@@ -8,3 +8,10 @@ traceback. It imports nothing, so pure analysis code can raise it too.
 
 class InputError(ValueError):
     """Bad user input; ``str(err)`` is the one line shown to the user (name the key, the value and what is allowed)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; training stopped before that batch updated the weights.
+
+    Not bad input but a failed run: the command line prints it as one line and exits with code 1.
+    """

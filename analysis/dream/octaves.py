@@ -102,7 +102,7 @@ def dream_octaves(
 
     img = base = resize(x, shapes[0])
     results, history, capped = [], [], []
-    for k, shape in enumerate(tqdm(shapes, desc="octaves", disable=not progress, leave=False)):
+    for k, shape in enumerate(tqdm(shapes, desc="octaves", disable=None if progress else True, leave=False)):
         if k:
             new_base = resize(x, shape)
             img = resize(img, shape) + (new_base - resize(base, shape))  # re-inject the detail octave k adds

@@ -85,7 +85,7 @@ def dream_seed(
 
     dreams = []
     full = x
-    for _ in tqdm(range(cycles), desc="dream seed", disable=not progress, leave=False):
+    for _ in tqdm(range(cycles), desc="dream seed", disable=None if progress else True, leave=False):
         dream = ascend(model, objective, small, steps=steps, lr=lr, optimizer=optimizer, transforms=transforms,
                        clip=clip, desc="cycle").images
         dreams.append(dream)

@@ -86,7 +86,7 @@ def dream_tiled(
     gen = torch.Generator().manual_seed(seed)
 
     img, history, offsets = x, [], []
-    for _ in tqdm(range(steps), desc="tiled dream", disable=not progress, leave=False):
+    for _ in tqdm(range(steps), desc="tiled dream", disable=None if progress else True, leave=False):
         dy, dx = torch.randint(0, tile, (2,), generator=gen).tolist() if roll else (0, 0)
         batch = tiles(torch.roll(img, (dy, dx), dims=(-2, -1)), tile)
         stepped, values = [], []

@@ -114,7 +114,7 @@ def ascend(
         initial = _evaluate(model, objective, image_fn(), layers)
         if initial.shape != (batch,):
             raise ValueError(f"the objective must return shape ({batch},), got {tuple(initial.shape)}")
-        for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        for step in tqdm(range(steps), desc=desc, disable=None if progress else True, leave=False):
             seen = transforms(image_fn()) if transforms is not None else image_fn()
             value = objective(activations(model, seen, layers))
             (g,) = torch.autograd.grad(value.sum(), x)

@@ -135,7 +135,7 @@ def render_oips(
         parts = [run(slice(None))]
     else:
         parts = [run(slice(i, i + 1)) for i in tqdm(range(len(idx)), desc=f"OIPs {layer} (serial)",
-                                                       disable=not progress, leave=False)]
+                                                       disable=None if progress else True, leave=False)]
     images = torch.cat([p.images for p in parts])
     activation = post_relu_mean(model, layer, idx, images)
     grad_abs = torch.cat([p.grad_abs for p in parts])

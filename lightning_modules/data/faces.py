@@ -303,7 +303,7 @@ def _write_cache(
     try:
         buffer = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
         tasks = [(str(folder.image_dir / name), image_size, crop, channels) for name in folder.files]
-        with tqdm(_decoded(tasks, workers), total=n, desc="caching faces", unit="img", disable=not progress) as bar:
+        with tqdm(_decoded(tasks, workers), total=n, desc="caching faces", unit="img", disable=None if progress else True) as bar:
             for image, name in zip(bar, folder.files):  # bar first: zip then drains it and the pool closes
                 if image is None:
                     skipped.append(name)

@@ -21,7 +21,8 @@ import torch
 
 from analysis import tracking
 from experiments.config import load_experiment
-from experiments.lifecycle import LAST_CHECKPOINT, NonFiniteLossError
+from experiments.lifecycle import LAST_CHECKPOINT
+from lightning_modules.errors import NonFiniteLossError
 from experiments.train import train
 from lightning_modules.errors import InputError
 
