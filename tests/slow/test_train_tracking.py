@@ -14,8 +14,11 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.slow
 
 
+NO_ANALYSIS = ["oip.enabled=false", "dream.enabled=false", "analysis.enabled=false"]
+
+
 def _run(store, name, extra=()):
-    cfg = load_experiment(name, [*TINY, *store["overrides"], *extra])
+    cfg = load_experiment(name, [*TINY, *store["overrides"], *NO_ANALYSIS, *extra])
     result = train(cfg, command="pytest")
     client = mlflow.MlflowClient(store["uri"])
     return result, client, client.get_run(result.run_id)
@@ -68,3 +71,34 @@ def test_same_seed_repeats_exactly_on_cpu(store):
     b, *_ = _run(store, "cnn_mnist_bundled", ["tracking.log_model=false"])
     assert a.run_id != b.run_id
     assert a.metrics["train/loss"] == pytest.approx(b.metrics["train/loss"], abs=1e-6)
+
+
+def test_cnn_run_logs_oips_and_dreams_under_their_contract_names(store):
+    """The OIP and dream callbacks at the end of CNN training (small settings: the names and contents matter)."""
+    extra = ["oip.enabled=true", "oip.layers=[conv1,conv3]", "oip.steps=15", "oip.inits=[random,fluct_7]",
+             "dream.enabled=true", "dream.steps=3", "dream.cycles=2", "dream.steps_per_octave=2", "dream.max_side=96",
+             "tracking.log_model=false"]
+    _, client, run = _run(store, "cnn_mnist_bundled", extra)
+    run_id = run.info.run_id
+    oip = {a.path for a in client.list_artifacts(run_id, "oip")}
+    for name in ("conv1_random", "conv1_fluct_7", "conv3_random", "conv3_fluct_7"):
+        assert {f"oip/{name}.png", f"oip/{name}.npz"} <= oip
+    assert "oip/activation.csv" in oip
+    npz = np.load(client.download_artifacts(run_id, "oip/conv3_fluct_7.npz", str(store["path"])))
+    assert npz["patterns"].shape == (128, 28, 28) and npz["patterns"].dtype == np.float32
+    assert npz["initial"].shape == npz["final"].shape == npz["dead"].shape == (128,)
+    assert npz["dead"].dtype == bool
+    live = ~npz["dead"]
+    assert (npz["final"][live] >= npz["initial"][live]).mean() > 0.9  # the ascent raised nearly every live map
+    metrics = run.data.metrics
+    assert {"oip/conv1/mean_final_activation", "oip/conv1/dead_maps", "oip/conv3/dead_maps"} <= set(metrics)
+    dream = {a.path for a in client.list_artifacts(run_id, "dream")}
+    assert dream == {"dream/seed_flower", "dream/octaves_flower", "dream/tiled_flower"}
+    for mode in ("seed", "octaves", "tiled"):
+        files = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run_id, f"dream/{mode}_flower")}
+        assert files == {"panels.png", "final.png", "config.yaml"}
+        assert f"dream/{mode}/objective_gain" in metrics
+    final = client.download_artifacts(run_id, "dream/seed_flower/final.png", str(store["path"]))
+    from PIL import Image
+
+    assert max(Image.open(final).size) == 96  # the photo at full (here: capped) resolution, not 28x28
