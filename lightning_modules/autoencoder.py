@@ -36,7 +36,7 @@ class AutoencoderModule(TrainableModule):
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         loss = self.reconstruction_loss(batch)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.accumulate(stage, len(batch[0] if isinstance(batch, (tuple, list)) else batch), loss=loss)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import torch
 from torch import nn
 
 from lightning_modules.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
@@ -31,6 +32,8 @@ class TrainableModule(L.LightningModule):
         self.optimizer_factory = optimizer_factory
         self.scheduler_factory = scheduler_factory
         self.weight_decay = weight_decay
+        self._sums: dict[str, dict[str, torch.Tensor]] = {}
+        self._counts: dict[str, int] = {}
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(weight_decay_groups(self.network, self.weight_decay))
@@ -38,6 +41,37 @@ class TrainableModule(L.LightningModule):
             return optimizer
         schedule = self.scheduler_factory(optimizer, self.trainer.max_epochs, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def accumulate(self, stage: str, n: int, **batch_means: torch.Tensor) -> None:
+        """Add a batch's means (weighted by its ``n`` samples) to the epoch's running sums; they are logged once,
+        as ``stage/name``, when the epoch ends.
+
+        Why not ``self.log(..., on_epoch=True)`` per step: its bookkeeping costs about a millisecond of Python per
+        call on every training batch, a few percent of a small CNN's step on a CPU; two in-place adds cost microseconds.
+        """
+        sums = self._sums.setdefault(stage, {})
+        for name, value in batch_means.items():
+            value = value.detach() * n
+            if name in sums:
+                sums[name] += value
+            else:
+                sums[name] = value
+        self._counts[stage] = self._counts.get(stage, 0) + n
+
+    def _log_epoch_means(self, stage: str) -> None:
+        sums, n = self._sums.pop(stage, {}), self._counts.pop(stage, 0)
+        if n:
+            means = {f"{stage}/{name}": total / n for name, total in sums.items()}
+            self.log_dict(means, on_step=False, on_epoch=True, sync_dist=True, prog_bar=stage != "train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_means("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_means("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_means("test")
 
     def on_train_epoch_start(self) -> None:
         # The LR the epoch trains with, at the epoch as step (the schedule steps at epoch end).

@@ -26,8 +26,7 @@ class ClassifierModule(TrainableModule):
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         loss, acc = self.loss_and_accuracy(batch)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.accumulate(stage, len(batch[1]), loss=loss, acc=acc)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
