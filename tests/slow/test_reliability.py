@@ -103,7 +103,10 @@ def test_sigkill_then_resume_continues_the_same_run_like_an_uninterrupted_one(st
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_sigterm_or_ctrl_c_marks_the_run_killed_keeps_the_checkpoint_and_exits_non_zero(store, signum):
+    # A shell starts background jobs with SIGINT ignored and the child would inherit that: restore the default so
+    # Python installs its Ctrl-C handler whatever started the test run.
     proc = subprocess.Popen(_cli(store, "trainer.max_epochs=5", "trainer.sleep_per_batch=0.4"), env=_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_id = _wait_for_epoch_metrics(store, proc, epoch=0)
     proc.send_signal(signum)
