@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import dream as dreams
 from analysis import tracking
+from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.plots import dream as plots
 
 
@@ -115,22 +116,20 @@ def record_dreams(
     return metrics
 
 
-class DreamLogger(Callback):
+class DreamLogger(PeriodicAnalysis):
     """Dreams with the trained CNN at the end of training and logs the panels into the run.
 
     :param settings: what to dream (the ``dream`` config section).
+    :raises ValueError: an unknown mode.
     """
 
     def __init__(self, settings: DreamSettings) -> None:
+        super().__init__(every_n_epochs=0)
         unknown = set(settings.modes) - set(PANELS)
         if unknown:
             raise ValueError(f"unknown dream modes {sorted(unknown)}; allowed: {', '.join(PANELS)}")
         self.settings = settings
 
     @override
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        writer = tracking.writer_for(trainer)
-        if writer is None:
-            return
-        step = max(trainer.current_epoch - 1, 0)
-        record_dreams(writer, pl_module.network, self.settings, step, progress=trainer.progress_bar_callback is not None)
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
+        record_dreams(writer, pl_module.network, self.settings, epoch, progress=trainer.progress_bar_callback is not None)

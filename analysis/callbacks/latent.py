@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import latent_stats as ls
 from analysis import tracking
+from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.plots import latent as plots
 from analysis.plots.images import image_grid
@@ -147,7 +148,7 @@ def record_latent_analysis(
     return report
 
 
-class LatentStatsLogger(Callback):
+class LatentStatsLogger(PeriodicAnalysis):
     """Analyses the autoencoder's latent space at the end of training (and every ``every_n_epochs`` epochs).
 
     Needs the launcher's MLflow logger (for the run) and a DataModule with ``images_dataloader(split, batch_size)``.
@@ -157,26 +158,11 @@ class LatentStatsLogger(Callback):
     """
 
     def __init__(self, settings: LatentAnalysisSettings, every_n_epochs: int = 0) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
-        self.settings, self.every_n_epochs = settings, every_n_epochs
-        self._last_epoch: int | None = None
+        super().__init__(every_n_epochs)
+        self.settings = settings
 
     @override
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0 and epoch + 1 < trainer.max_epochs:
-            self._record(trainer, pl_module, epoch)
-
-    @override
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._record(trainer, pl_module, trainer.current_epoch - 1 if trainer.current_epoch else 0)
-
-    def _record(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
-        writer = tracking.writer_for(trainer)
-        if writer is None or self._last_epoch == epoch:
-            return
-        self._last_epoch = epoch
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
         loader = trainer.datamodule.images_dataloader("train", batch_size=self.settings.batch_size)
         record_latent_analysis(writer, pl_module.network, loader, self.settings, step=epoch,
                                progress=trainer.progress_bar_callback is not None)

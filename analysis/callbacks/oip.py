@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import tracking
+from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.oip.render import OIPResult, oip_table, render_oips
 from analysis.plots.oip import oip_grid
 
@@ -90,7 +91,7 @@ def record_oips(
     return results
 
 
-class OIPLogger(Callback):
+class OIPLogger(PeriodicAnalysis):
     """Renders OIPs at the end of training (and every ``every_n_epochs`` epochs) into the run.
 
     :param settings: what to render (the ``oip`` config section).
@@ -98,24 +99,9 @@ class OIPLogger(Callback):
     """
 
     def __init__(self, settings: OIPSettings, every_n_epochs: int = 0) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
-        self.settings, self.every_n_epochs = settings, every_n_epochs
-        self._last_epoch: int | None = None
+        super().__init__(every_n_epochs)
+        self.settings = settings
 
     @override
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0 and epoch + 1 < trainer.max_epochs:
-            self._record(trainer, pl_module, epoch)
-
-    @override
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._record(trainer, pl_module, max(trainer.current_epoch - 1, 0))
-
-    def _record(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
-        writer = tracking.writer_for(trainer)
-        if writer is None or self._last_epoch == epoch:
-            return
-        self._last_epoch = epoch
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
         record_oips(writer, pl_module.network, self.settings, epoch, progress=trainer.progress_bar_callback is not None)

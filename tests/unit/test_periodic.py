@@ -1,0 +1,44 @@
+"""The analysis callbacks' timing: every n-th epoch (not the last) and once at the end, never twice per epoch."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from analysis.callbacks.periodic import PeriodicAnalysis
+
+
+class Recorder(PeriodicAnalysis):
+    def __init__(self, every_n_epochs):
+        super().__init__(every_n_epochs)
+        self.epochs = []
+
+    def record(self, trainer, pl_module, writer, epoch):
+        self.epochs.append(epoch)
+
+
+def _fit(callback, max_epochs, monkeypatch):
+    monkeypatch.setattr("analysis.tracking.writer_for", lambda trainer: object())
+    trainer = SimpleNamespace(max_epochs=max_epochs, current_epoch=0)
+    for epoch in range(max_epochs):
+        trainer.current_epoch = epoch
+        callback.on_train_epoch_end(trainer, None)
+    trainer.current_epoch = max_epochs
+    callback.on_train_end(trainer, None)
+    return callback.epochs
+
+
+@pytest.mark.parametrize("every,expected", [(0, [4]), (1, [0, 1, 2, 3, 4]), (2, [1, 3, 4]), (3, [2, 4])])
+def test_records_every_n_epochs_and_at_the_end_once(every, expected, monkeypatch):
+    assert _fit(Recorder(every), 5, monkeypatch) == expected
+
+
+def test_nothing_without_a_writer(monkeypatch):
+    callback = Recorder(1)
+    monkeypatch.setattr("analysis.tracking.writer_for", lambda trainer: None)
+    callback.on_train_end(SimpleNamespace(max_epochs=2, current_epoch=2), None)
+    assert callback.epochs == []
+
+
+def test_negative_period_is_refused():
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        Recorder(-1)
