@@ -91,7 +91,8 @@ def dream_tiled(
         batch = tiles(torch.roll(img, (dy, dx), dims=(-2, -1)), tile)
         stepped, values = [], []
         for part in batch.split(chunk):
-            res = ascend(model, objective, part, steps=1, lr=lr, optimizer="normalized", clip=clip)
+            # measure=False: the objective before/after each one-step call would cost two more forward passes
+            res = ascend(model, objective, part, steps=1, lr=lr, optimizer="normalized", clip=clip, measure=False)
             stepped.append(res.images)
             values.append(res.history[0])
         img = torch.roll(untile(torch.cat(stepped), shape), (-dy, -dx), dims=(-2, -1))

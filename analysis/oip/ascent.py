@@ -63,6 +63,7 @@ def ascend(
     progress: bool = False,
     desc: str = "ascent",
     layers: Sequence[str] | None = None,
+    measure: bool = True,
 ) -> AscentResult:
     """Gradient ascent of ``objective`` on the pixels of ``image``.
 
@@ -86,6 +87,9 @@ def ascend(
     :param image: (B, C, H, W) start; copied, never modified. Moved to the model's device.
     :param steps: number of ascent steps (>= 0).
     :param lr: Adam learning rate, or step size in units of the mean |gradient| for ``"normalized"``.
+    :param measure: evaluate the objective on the untransformed image before and after (two extra forward passes).
+        False skips them — for callers that take many one-step ascents (tiled dreams) and read ``history``; then
+        ``initial`` is the first step's value and ``final`` the last step's, both as seen before their update.
     """
     if isinstance(objective, str):
         objective = parse_objective(objective)
@@ -111,8 +115,8 @@ def ascend(
     was_training = model.training
     model.eval()
     try:
-        initial = _evaluate(model, objective, image_fn(), layers)
-        if initial.shape != (batch,):
+        initial = _evaluate(model, objective, image_fn(), layers) if measure or not steps else None
+        if initial is not None and initial.shape != (batch,):
             raise ValueError(f"the objective must return shape ({batch},), got {tuple(initial.shape)}")
         for step in tqdm(range(steps), desc=desc, disable=None if progress else True, leave=False):
             seen = transforms(image_fn()) if transforms is not None else image_fn()
@@ -134,7 +138,10 @@ def ascend(
                     x.copy_(blur_fn(x))
                 if clip is not None:
                     x.clamp_(clip[0], clip[1])
-        final = _evaluate(model, objective, image_fn(), layers)
+        if measure or not steps:
+            final = _evaluate(model, objective, image_fn(), layers)
+        else:
+            initial, final = history[0].clone(), history[-1].clone()
     finally:
         model.train(was_training)
     return AscentResult(x.detach().clone(), initial, final, history, grad_abs)
