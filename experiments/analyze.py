@@ -15,6 +15,7 @@ import mlflow
 from omegaconf import DictConfig
 
 from analysis import tracking
+from analysis.callbacks.periodic import settings_from
 from experiments.config import load_experiment
 from lightning_modules.errors import InputError
 
@@ -69,7 +70,7 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     from experiments.build import build_datamodule
 
     logged = open_run(run_id, overrides, kind="autoencoder")
-    settings = LatentAnalysisSettings.from_config(dict(logged.cfg.analysis))
+    settings = settings_from(LatentAnalysisSettings, dict(logged.cfg.analysis))
     datamodule = build_datamodule(logged.cfg)
     datamodule.prepare_data()
     network = logged.load_network()
@@ -108,7 +109,7 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
 
     extra = [f"dream.image={image}"] if image else []
     logged = open_run(run_id, [*extra, *_shorthand(overrides, "dream", {"mode": "modes"})], kind="classifier")
-    settings = DreamSettings.from_config(dict(logged.cfg.dream))
+    settings = settings_from(DreamSettings, dict(logged.cfg.dream))
     load_photo(settings.image, settings.max_side)  # a bad image fails here, before anything is written
     network = logged.load_network()
     writer = _child_writer(logged, "dream") if logged.cfg.dream.child_run else logged.writer
@@ -125,7 +126,7 @@ def oip(run_id: str, overrides: list[str]) -> None:
     shorthand = _shorthand(overrides, "oip", {"layer": "layers", "init": "inits", "map": "maps"})
     logged = open_run(run_id, shorthand, kind="classifier")
     network = logged.load_network()
-    results = record_oips(logged.writer, network, OIPSettings.from_config(dict(logged.cfg.oip)), step=logged.last_epoch)
+    results = record_oips(logged.writer, network, settings_from(OIPSettings, dict(logged.cfg.oip)), step=logged.last_epoch)
     for r in results:
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {r.activation[~r.dead].mean():.3f}, "
               f"{int(r.dead.sum())} dead")

@@ -66,18 +66,20 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
 
 def build_callbacks(cfg: DictConfig) -> list:
     """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs for the CNN)."""
+    from analysis.callbacks.periodic import settings_from
+
     callbacks = []
     if is_autoencoder(cfg) and cfg.analysis.enabled:
         from analysis.callbacks.latent import LatentAnalysisSettings, LatentStatsLogger
 
-        settings = LatentAnalysisSettings.from_config(_plain(cfg.analysis))
+        settings = settings_from(LatentAnalysisSettings, _plain(cfg.analysis))
         callbacks.append(LatentStatsLogger(settings, every_n_epochs=cfg.analysis.every_n_epochs))
     if not is_autoencoder(cfg) and cfg.oip.enabled:
         from analysis.callbacks.oip import OIPLogger, OIPSettings
 
-        callbacks.append(OIPLogger(OIPSettings.from_config(_plain(cfg.oip)), every_n_epochs=cfg.oip.every_n_epochs))
+        callbacks.append(OIPLogger(settings_from(OIPSettings, _plain(cfg.oip)), every_n_epochs=cfg.oip.every_n_epochs))
     if not is_autoencoder(cfg) and cfg.dream.enabled:
         from analysis.callbacks.dream import DreamLogger, DreamSettings
 
-        callbacks.append(DreamLogger(DreamSettings.from_config(_plain(cfg.dream))))
+        callbacks.append(DreamLogger(settings_from(DreamSettings, _plain(cfg.dream))))
     return callbacks

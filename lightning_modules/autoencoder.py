@@ -38,12 +38,3 @@ class AutoencoderModule(TrainableModule):
         loss = self.reconstruction_loss(batch)
         self.accumulate(stage, len(batch[0] if isinstance(batch, (tuple, list)) else batch), loss=loss)
         return loss
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")

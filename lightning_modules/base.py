@@ -35,6 +35,19 @@ class TrainableModule(L.LightningModule):
         self._sums: dict[str, dict[str, torch.Tensor]] = {}
         self._counts: dict[str, int] = {}
 
+    def _shared_step(self, batch: Any, stage: str) -> torch.Tensor:
+        """The loss of ``batch``, its metrics accumulated for ``stage`` (``train``, ``val`` or ``test``)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(weight_decay_groups(self.network, self.weight_decay))
         if self.scheduler_factory is None:

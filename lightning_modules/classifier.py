@@ -28,12 +28,3 @@ class ClassifierModule(TrainableModule):
         loss, acc = self.loss_and_accuracy(batch)
         self.accumulate(stage, len(batch[1]), loss=loss, acc=acc)
         return loss
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._shared_step(batch, "train")
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._shared_step(batch, "test")

@@ -9,7 +9,7 @@ training) and ``latentdream dream RUN_ID``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +46,6 @@ class DreamSettings:
     low_pct: float = 1.0
     high_pct: float = 99.0
     seed: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, section) -> "DreamSettings":
-        names = set(cls.__dataclass_fields__) - {"extra"}
-        return cls(**{k: v for k, v in dict(section).items() if k in names})
 
 
 def load_photo(path: str | None, max_side: int) -> tuple[np.ndarray, str]:
@@ -104,7 +98,7 @@ def record_dreams(
             folder = f"{tracking.DREAM_DIR}/{mode}_{name}"
             writer.figure(f"{folder}/panels.png", PANELS[mode](result))
             writer.image(f"{folder}/final.png", result.image)
-            used = {k: v for k, v in asdict(settings).items() if k != "extra"}
+            used = asdict(settings)
             writer.text(f"{folder}/config.yaml", yaml.safe_dump({**used, "mode": mode, "image_name": name,
                                                                  "image_shape": list(image.shape)}, sort_keys=True))
             metrics[f"{tracking.DREAM_DIR}/{mode}/objective_before"] = result.objective_before

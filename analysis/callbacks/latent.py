@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,12 +44,6 @@ class LatentAnalysisSettings:
     z_sample: int = 20000
     batch_size: int = 256
     seed: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, section) -> "LatentAnalysisSettings":
-        names = set(cls.__dataclass_fields__) - {"extra"}
-        return cls(**{k: v for k, v in dict(section).items() if k in names})
 
 
 def covering_range(z: np.ndarray, value_range: Sequence[float]) -> tuple[float, float]:

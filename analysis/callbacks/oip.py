@@ -43,10 +43,6 @@ class OIPSettings:
     rectify: bool = True
     seed: int = 0
 
-    @classmethod
-    def from_config(cls, section) -> "OIPSettings":
-        return cls(**{k: v for k, v in dict(section).items() if k in cls.__dataclass_fields__})
-
 
 def render_all(network: torch.nn.Module, s: OIPSettings, progress: bool = True) -> list[OIPResult]:
     """OIPs of the selected maps of every (layer, init) of ``s``, all maps of a layer in one batch."""

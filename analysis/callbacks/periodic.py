@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, TypeVar
+
 from lightning import Callback, LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import tracking
+
+
+S = TypeVar("S")
+
+
+def settings_from(cls: type[S], section: Mapping[str, Any]) -> S:
+    """Build a settings dataclass from a config section, keeping the keys it knows (e.g. ``every_n_epochs`` and
+    ``enabled`` belong to the launcher, not to the analysis)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in dict(section).items() if k in names})
 
 
 class PeriodicAnalysis(Callback):
