@@ -52,7 +52,9 @@ def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
         raise InputError(f"run {run_id!r} does not exist in {uri}") from None
     run_kind = run.data.tags.get(tracking.TAG_KIND)
     if run_kind != kind:
-        raise InputError(f"run {run_id} is a {run_kind or 'non-latentdream'} run; this command needs a {kind} run")
+        found = run_kind or "non-latentdream"
+        raise InputError(f"run {run_id} is {'an' if found[0] in 'aeiou' else 'a'} {found} run; "
+                         f"this command needs {'an' if kind[0] in 'aeiou' else 'a'} {kind} run")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, tracking.CONFIG_ARTIFACT, tmp)
