@@ -31,7 +31,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import ndtr
 from tqdm.auto import tqdm
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 #: FWHM of a Gaussian in units of its sigma: 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))

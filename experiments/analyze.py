@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from analysis import tracking
 from analysis.callbacks.periodic import settings_from
 from experiments.config import load_experiment
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 
 @dataclass(frozen=True)

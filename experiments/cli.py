@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from lightning_modules.errors import InputError, NonFiniteLossError
+from latentdream.errors import InputError, NonFiniteLossError
 
 
 def _quiet() -> None:

@@ -1,7 +1,7 @@
 """Load an experiment: YAML file (with its ``defaults`` groups) + schema + ``key=value`` overrides → validated config.
 
 Everything that can be wrong with a config is found here, before any run exists, and raised as one-line
-:class:`~lightning_modules.errors.InputError` naming the key, the value and what is allowed.
+:class:`~latentdream.errors.InputError` naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from experiments.schema import DATA_KINDS, MODEL_KINDS, Experiment
 from analysis.oip.params import INITS as OIP_INITS
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

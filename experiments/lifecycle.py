@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from typing_extensions import override
 
-from lightning_modules.errors import InputError, NonFiniteLossError
+from latentdream.errors import InputError, NonFiniteLossError
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from analysis import tracking
 from analysis.plots import compare as plots
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 COMPARISON_EXPERIMENT = "comparisons"
 KIND_COMPARISON = "comparison"

@@ -35,7 +35,7 @@ from experiments.build import build_callbacks, build_datamodule, build_module, b
 from experiments.config import flatten, to_yaml
 from experiments.lifecycle import RunGuard, RunInterrupted, with_retries
 from experiments.runs import check_tracking_reachable
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
 
@@ -200,10 +200,10 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
     id and final metrics.
 
-    :raises lightning_modules.errors.InputError: bad data or an impossible resume (before any run is touched).
+    :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.lifecycle.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
         the run is KILLED and its checkpoints kept.
-    :raises lightning_modules.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
+    :raises latentdream.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
     _check_test_knobs(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)

@@ -14,7 +14,7 @@ from torch import nn
 from analysis.dream.images import load_image, to_tensor
 from analysis.oip.hooks import activations
 from analysis.oip.objectives import Objective, parse_objective
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 ObjectiveSpec = str | Mapping[str, float] | Objective
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 MIN_SIDE = 28  # the CNN's input side: smaller images cannot be dreamt on
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's convert("L")

@@ -24,7 +24,7 @@ from analysis.dream.images import MIN_SIDE, resize, to_array
 from analysis.dream.windows import Windowed
 from analysis.oip.ascent import ascend
 from analysis.oip.transforms import jitter as make_jitter
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,7 +20,7 @@ from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negativ
 from analysis.dream.images import MIN_SIDE, contrast_stretch, detail, downscale, to_array, upscale
 from analysis.oip.ascent import ascend
 from analysis.oip.transforms import jitter as make_jitter
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,7 @@ from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negativ
 from analysis.dream.images import MIN_SIDE, to_array
 from analysis.dream.windows import tiles, untile
 from analysis.oip.ascent import ascend
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 
 class _EnoughCaptured(Exception):

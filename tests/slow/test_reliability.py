@@ -22,9 +22,9 @@ import torch
 from analysis import tracking
 from experiments.config import load_experiment
 from experiments.lifecycle import LAST_CHECKPOINT
-from lightning_modules.errors import NonFiniteLossError
+from latentdream.errors import NonFiniteLossError
 from experiments.train import train
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 pytestmark = pytest.mark.slow
 

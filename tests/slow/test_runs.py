@@ -22,7 +22,7 @@ from analysis import tracking
 from experiments import runs
 from experiments.config import load_experiment
 from experiments.train import train
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 from tests.conftest import TINY
 from tests.ui import mlflow_server

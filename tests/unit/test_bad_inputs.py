@@ -140,7 +140,7 @@ def test_there_are_at_least_15_cases():
 
 def test_resume_refuses_changed_params_and_records_the_allowed_ones():
     from experiments.lifecycle import compare_params
-    from lightning_modules.errors import InputError
+    from latentdream.errors import InputError
 
     old = {"optim.lr": "0.01", "trainer.max_epochs": "3", "resume": "None"}
     changed, added = compare_params(old, {**old, "trainer.max_epochs": "5", "resume": "last", "new.key": "1"})

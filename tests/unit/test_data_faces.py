@@ -22,7 +22,7 @@ from lightning_modules.data.faces import (
     split_faces,
     split_indices,
 )
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 N_FACES = 16
 WIDTH, HEIGHT = 40, 50  # portrait, like CelebA's 178x218

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lightning_modules.data.idx import IMAGES_MAGIC, MNIST_FILES, load_mnist, read_idx, write_idx
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 REAL_MNIST = Path(os.environ.get("LATENTDREAM_MNIST", "/work/shared/data/mnist"))
 
@@ -182,7 +182,7 @@ def _imports(module: str) -> set[str]:
             else:
                 continue
             found.update(names)
-            todo.extend(n for n in names if n.startswith("lightning_modules.") and n != "lightning_modules.errors")
+            todo.extend(n for n in names if n.startswith("lightning_modules.") and n != "latentdream.errors")
     return found
 
 

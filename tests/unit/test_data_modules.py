@@ -12,7 +12,7 @@ from PIL import Image
 from lightning_modules.data import modules
 from lightning_modules.data.idx import MNIST_FILES, write_idx
 from lightning_modules.data.modules import FacesDataModule, MnistDataModule
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 N_TRAIN, N_TEST = 64, 16
 

@@ -15,7 +15,7 @@ from analysis.dream import (Windowed, contrast_stretch, coverage, default_image,
 from analysis.oip.ascent import ascend
 from analysis.oip.objectives import layer
 from analysis.plots.dream import octave_panels, seed_panels, tiled_panels
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 
 

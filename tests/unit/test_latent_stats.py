@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import latent_stats as ls
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 
 BIN = 24 / 100  # default bin width
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from analysis.oip import (Objective, activations, batch_channels, blur, capture, channel, clip, compose,
                           fluctuations, jitter, layer, make_init, parse_objective, pixel_image, uniform_noise)
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 
 

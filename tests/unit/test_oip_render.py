@@ -11,7 +11,7 @@ from torch import nn
 
 from analysis.oip import oip_table, render_oips
 from analysis.plots.oip import oip_grid
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 
 _t = torch.linspace(-1, 1, 5)

@@ -15,7 +15,7 @@ from matplotlib.colors import to_hex
 
 from analysis.plots import compare as plots
 from experiments import runs
-from lightning_modules.errors import InputError
+from latentdream.errors import InputError
 from tests.ui import free_port
 
 
