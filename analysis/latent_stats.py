@@ -24,6 +24,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from scipy.special import ndtr
 from tqdm.auto import tqdm
 
 from latentdream.errors import InputError
+
+if TYPE_CHECKING:
+    from analysis.settings import LatentSettings
 
 #: FWHM of a Gaussian in units of its sigma: 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -500,7 +504,8 @@ def uniform_radii(n: int, dim: int, b: float, rng: np.random.Generator, *, chunk
     return out
 
 
-def _uniform_label(b: float) -> str:
+def uniform_label(b: float) -> str:
+    """The radius-sample key of uniform vectors in [-b, b]^N: ``uniform_b<b>``."""
     return f"uniform_b{b:g}"
 
 
@@ -513,7 +518,7 @@ def radius_samples(z: np.ndarray, b_values: Sequence[float], n_random: int, seed
     rng = _rng(seed)
     samples = {"data": radii(z)}
     for b in bs:
-        samples[_uniform_label(b)] = uniform_radii(int(n_random), z.shape[1], b, rng)
+        samples[uniform_label(b)] = uniform_radii(int(n_random), z.shape[1], b, rng)
     return samples
 
 
@@ -522,8 +527,8 @@ def radius_summary(samples: dict[str, np.ndarray], b_values: Sequence[float], di
     std is the population std; the analytic columns are NaN for the data."""
     rows = [("data", float(samples["data"].mean()), float(samples["data"].std()), np.nan, np.nan)]
     for b in b_values:
-        r = samples[_uniform_label(b)]
-        rows.append((_uniform_label(b), float(r.mean()), float(r.std()), *uniform_radius_moments(b, dim)))
+        r = samples[uniform_label(b)]
+        rows.append((uniform_label(b), float(r.mean()), float(r.std()), *uniform_radius_moments(b, dim)))
     return pd.DataFrame(rows, columns=list(RADIUS_COLUMNS))
 
 
@@ -621,7 +626,7 @@ class LatentReport:
     :ivar edges: (B + 1,) bin edges; :ivar counts: (N, B) per-component histograms.
     :ivar components: per-component DataFrame (:data:`COMPONENT_COLUMNS`); :ivar summary: :func:`summary_counts`.
     :ivar hits: hit grid (:data:`HIT_COLUMNS`); :ivar radius_samples: radii per source; :ivar radii: radius table.
-    :ivar pca_ratios: (N,) explained-variance ratios; :ivar n_pca_90: components for ``pca_target`` of variance.
+    :ivar pca_ratios: (N,) explained-variance ratios; :ivar n_pca_90: components for :data:`PCA_TARGET` of it.
     :ivar dominant_idx: indices of dominant components; :ivar correlation: their Pearson matrix (D, D).
     :ivar top_two: the two most dominant components (for the scatter plot).
     """
@@ -640,33 +645,33 @@ class LatentReport:
     top_two: tuple[int, int]
 
 
+RADIUS_SAMPLES = 20_000  # method-2 radii drawn per b (at most as many as data vectors): enough for a smooth histogram
+PCA_TARGET = 0.9  # the share of variance ``n_pca_90`` counts components for
+
+
 def analyze_latents(
-    z: np.ndarray,
-    *,
-    n_bins: int = 100,
-    value_range: tuple[float, float] = (-12.0, 12.0),
-    mu_threshold: float = 0.25,
-    hw_threshold: float = 1.5,
-    b_values: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 12.0),
-    k_values: Sequence[float] = (1.5, 2.0, 3.0, 12.0),
-    n_random: int = 200_000,
-    radius_n_random: int = 20_000,
-    pca_target: float = 0.9,
-    seed: int = 0,
-    progress: bool = False,
+    z: np.ndarray, settings: LatentSettings, *, value_range: Sequence[float] | None = None, progress: bool = False
 ) -> LatentReport:
-    """Run the whole analysis of the post on ``z`` (n, N). The hit grid and the radius samples get independent
-    generators spawned from ``seed``."""
+    """Run the whole analysis of the post on ``z`` (n, N) with the ``analysis`` settings (bins, thresholds, b, k,
+    ``n_random`` — null: n — and seed). The hit grid and the radius samples get independent generators spawned from
+    the seed.
+
+    :param value_range: the histogram range to use instead of ``settings.range`` (e.g. widened to cover the data).
+    """
+    s = settings
     z = _check_z(z)
-    hit_seed, radius_seed = np.random.SeedSequence(seed).spawn(2)
-    edges, counts = component_histograms(z, n_bins, value_range, progress=progress)
-    components = component_stats(z, edges, counts, mu_threshold=mu_threshold, hw_threshold=hw_threshold)
+    value_range = tuple(s.range if value_range is None else value_range)
+    n_random = s.n_random or len(z)
+    radius_n_random = min(len(z), RADIUS_SAMPLES)
+    hit_seed, radius_seed = np.random.SeedSequence(s.seed).spawn(2)
+    edges, counts = component_histograms(z, s.n_bins, value_range, progress=progress)
+    components = component_stats(z, edges, counts, mu_threshold=s.mu_threshold, hw_threshold=s.hw_threshold)
     valid = components[["mu", "half_width"]].notna().all(axis=1).to_numpy()
     if not valid.all():
         raise InputError(f"{np.count_nonzero(~valid)} components have no values in value_range={value_range}")
     mu, hw = components["mu"].to_numpy(), components["half_width"].to_numpy()
-    hits = hit_counts(mu, hw, b_values, k_values, n_random, np.random.default_rng(hit_seed), progress=progress)
-    samples = radius_samples(z, b_values, radius_n_random, np.random.default_rng(radius_seed))
+    hits = hit_counts(mu, hw, s.b, s.k, n_random, np.random.default_rng(hit_seed), progress=progress)
+    samples = radius_samples(z, s.b, radius_n_random, np.random.default_rng(radius_seed))
     ratios = pca_spectrum(z)
     dominant_idx = np.flatnonzero(components["dominant"].to_numpy())
     return LatentReport(
@@ -676,9 +681,9 @@ def analyze_latents(
         summary=summary_counts(z, components),
         hits=hits,
         radius_samples=samples,
-        radii=radius_summary(samples, _positive_values("b_values", b_values), z.shape[1]),
+        radii=radius_summary(samples, s.b, z.shape[1]),
         pca_ratios=ratios,
-        n_pca_90=n_components_for(ratios, pca_target),
+        n_pca_90=n_components_for(ratios, PCA_TARGET),
         dominant_idx=dominant_idx,
         correlation=dominant_correlation(z, dominant_idx),
         top_two=top_two_dominant(mu, hw, components["dominant"].to_numpy()),

@@ -1,7 +1,9 @@
-"""The MLflow module: where runs live, the names other scripts read, and one small writer for a run.
+"""The MLflow contract and one small writer for a run.
 
-Metric keys and artifact paths are constants here because they are a contract: comparison scripts, the README and
-other people's notebooks read runs by these names. Nothing outside this module (and the launcher) talks to MLflow.
+Every metric key, tag and artifact path that latentdream writes or reads is defined here, because they are a
+contract: comparison scripts, the README and other people's notebooks read runs by these names. Nothing else names
+them; where a name depends on a value (a layer, a mode, b and k) a function here builds it. :class:`RunWriter` is
+how analyses write into a run; the store (where runs live, opening and ending them) is ``experiments.store``.
 """
 
 from __future__ import annotations
@@ -10,64 +12,110 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# --- the contract: metric keys -------------------------------------------------------------------------------
+# --- metric keys (step = epoch); the LightningModules log their epoch means as ``<stage>/<name>`` -----------------
 TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
 TRAIN_ACC, VAL_ACC, TEST_ACC = "train/acc", "val/acc", "test/acc"
 LEARNING_RATE = "train/lr"
 
-# --- the contract: artifact paths ------------------------------------------------------------------------------
+
+# --- artifact paths ----------------------------------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"  # best.ckpt
 MODEL_NAME = "model"  # runs:/<id>/model
 
 LATENT_DIR = "latent"
+LATENT_HISTOGRAMS = f"{LATENT_DIR}/histograms.npz"  # edges, counts (z_dim × n_bins)
+LATENT_COMPONENTS = f"{LATENT_DIR}/components.csv"
+LATENT_HIT_RATES = f"{LATENT_DIR}/hit_rates.csv"
+LATENT_RADIUS = f"{LATENT_DIR}/radius.csv"
+LATENT_SUMMARY = f"{LATENT_DIR}/summary.json"
+LATENT_Z_SAMPLE = f"{LATENT_DIR}/z_sample.npy"
+LATENT_Z_SAMPLE_INDEX = f"{LATENT_DIR}/z_sample_index.npy"
+LATENT_HISTOGRAMS_PNG = f"{LATENT_DIR}/histograms.png"  # also the stepped image LATENT_HISTOGRAMS_IMAGE
+LATENT_HISTOGRAMS_IMAGE = f"{LATENT_DIR}/histograms"
+LATENT_DOMINANT_FITS_PNG = f"{LATENT_DIR}/dominant_fits.png"
+LATENT_RADIUS_PNG = f"{LATENT_DIR}/radius.png"
+LATENT_SCATTER_PNG = f"{LATENT_DIR}/correlation_scatter.png"
+LATENT_HEATMAP_PNG = f"{LATENT_DIR}/correlation_heatmap.png"
+LATENT_PCA_PNG = f"{LATENT_DIR}/pca_spectrum.png"
+
+
+def latent_generated_png(generator: str) -> str:
+    """``latent/generated_<uniform|gaussian|multivariate>.png``: faces decoded from one generator's vectors."""
+    return f"{LATENT_DIR}/generated_{generator}.png"
+
+
 OIP_DIR = "oip"
+OIP_ACTIVATION = f"{OIP_DIR}/activation.csv"
+
+
+def oip_stem(layer: str, init: str) -> str:
+    """``oip/<layer>_<init>``: the stepped image key; with ``.png`` the grid, with ``.npz`` the arrays."""
+    return f"{OIP_DIR}/{layer}_{init}"
+
+
 DREAM_DIR = "dream"
 
-# --- the contract: tags ----------------------------------------------------------------------------------------
+
+def dream_folder(mode: str, image_name: str) -> str:
+    """``dream/<mode>_<image>``: holds ``panels.png``, ``final.png`` (full resolution) and ``config.yaml``."""
+    return f"{DREAM_DIR}/{mode}_{image_name}"
+
+
+COMPARE_DIR = "compare"
+COMPARE_PARAMS_DIFF = f"{COMPARE_DIR}/params_diff.csv"
+COMPARE_FINAL_METRICS = f"{COMPARE_DIR}/final_metrics.csv"
+COMPARE_SUMMARY = f"{COMPARE_DIR}/summary.json"
+COMPARE_LATENT_HISTOGRAMS = f"{COMPARE_DIR}/latent_histograms.png"
+COMPARE_HIT_RATES = f"{COMPARE_DIR}/hit_rates.png"
+
+
+def compare_oip_png(stem_name: str) -> str:
+    """``compare/oip_<layer>_<init>.png``: the runs' OIPs of one layer and init side by side."""
+    return f"{COMPARE_DIR}/oip_{stem_name}.png"
+
+
+# --- analysis metric keys ----------------------------------------------------------------------------------------
+def latent_metric(name: str) -> str:
+    """``latent/<name>``: a latent-analysis summary (``n_mu_ge_0.25``, ``radius_mean``, ``pca_90``, …)."""
+    return f"{LATENT_DIR}/{name}"
+
+
+def latent_hit_metric(b: float, k: float) -> str:
+    """``latent/hit_b{b}_k{k}``: the fraction of uniform vectors in [-b, b]^N inside mu ± k·half_width."""
+    return f"{LATENT_DIR}/hit_b{b:g}_k{k:g}"
+
+
+def oip_metric(layer: str, name: str) -> str:
+    """``oip/<layer>/<mean_final_activation|dead_maps>``."""
+    return f"{OIP_DIR}/{layer}/{name}"
+
+
+def dream_metric(mode: str, name: str) -> str:
+    """``dream/<mode>/<objective_before|objective_after|objective_gain>``."""
+    return f"{DREAM_DIR}/{mode}/{name}"
+
+
+# --- tags --------------------------------------------------------------------------------------------------------
 TAG_GIT_COMMIT = "mlflow.source.git.commit"  # the key the MLflow UI shows as the run's source version
+TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow nests a run under this one in its runs table
 TAG_COMMAND = "command"
 TAG_MODEL, TAG_DATASET, TAG_EXPERIMENT, TAG_KIND = "model", "dataset", "experiment", "kind"
 TAG_FAILURE = "failure_reason"
+TAG_RESUMED = "resumed"  # how many times the run was resumed
+TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (params are immutable)
+TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
+TAG_COMPARED_KIND = "compared_kind"
 
-
-def default_tracking_uri(base: Path | None = None) -> str:
-    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs base>/mlflow.db`` (base: current directory)."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    return f"sqlite:///{(base or Path.cwd()).resolve() / 'mlflow.db'}"
-
-
-def default_artifact_root(tracking_uri: str, base: Path | None = None) -> str | None:
-    """Artifacts go to ``<base>/mlruns`` for a local sqlite store; a tracking server decides for itself (None)."""
-    if tracking_uri.startswith(("http://", "https://", "databricks")):
-        return None
-    return str((base or Path.cwd()).resolve() / "mlruns")
-
-
-def experiment_id_for(client: Any, name: str, artifact_root: str | None) -> str:
-    """Id of experiment ``name``, created (with artifacts under ``artifact_root/<name>``) if missing.
-
-    Two processes may create it at once; the loser of that race reads the winner's.
-    """
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    location = Path(artifact_root, name).as_uri() if artifact_root else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:  # noqa: BLE001 - RESOURCE_ALREADY_EXISTS from a concurrent creator
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+# values of TAG_KIND
+KIND_AUTOENCODER, KIND_CLASSIFIER, KIND_COMPARISON, KIND_DREAM = "autoencoder", "classifier", "comparison", "dream"
 
 
 class RunWriter:
@@ -127,28 +175,11 @@ class RunWriter:
             buf.seek(0)
             self.client.log_image(self.run_id, Image.open(buf).convert("RGB"), key=step_key, step=step or 0)
 
-    def file(self, local_path: str | Path, artifact_dir: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(local_path), artifact_path=artifact_dir)
-
     def metrics(self, values: Mapping[str, float], step: int) -> None:
         """All ``values`` in one batch at ``step``; non-finite numbers are kept (MLflow stores NaN)."""
         from mlflow.entities import Metric
-
-        import time
 
         now = int(time.time() * 1000)
         batch = [Metric(key=k, value=float(v), timestamp=now, step=int(step)) for k, v in values.items()]
         for start in range(0, len(batch), 1000):  # MLflow's per-request metric limit
             self.client.log_batch(self.run_id, metrics=batch[start : start + 1000])
-
-
-def writer_for(trainer: Any) -> RunWriter | None:
-    """A :class:`RunWriter` for the MLflow run that ``trainer`` logs to, or None where nothing should be written:
-    on ranks other than 0, during the sanity check, or without an MLflow logger (e.g. ``fast_dev_run``)."""
-    if getattr(trainer, "global_rank", 0) != 0 or getattr(trainer, "sanity_checking", False):
-        return None
-    for logger in getattr(trainer, "loggers", []):
-        run_id = getattr(logger, "run_id", None)
-        if run_id and type(logger).__name__.endswith("MLFlowLogger"):
-            return RunWriter(logger.experiment, run_id)
-    return None

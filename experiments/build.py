@@ -1,10 +1,15 @@
-"""Turn each config section into plain constructor arguments; no object below sees the config tree."""
+"""Turn each config section into plain constructor arguments or its settings object; no object below sees the
+config tree."""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from dataclasses import asdict
+
+from omegaconf import DictConfig
 from torch import nn
 
+from analysis import tracking
+from experiments.config import section
 from lightning_modules.autoencoder import AutoencoderModule
 from lightning_modules.base import TrainableModule
 from lightning_modules.classifier import ClassifierModule
@@ -12,8 +17,9 @@ from lightning_modules.networks import ConvAutoencoder, MnistCNN
 from lightning_modules.optim import make_optimizer_factory, make_scheduler_factory
 
 
-def _plain(section: DictConfig) -> dict:
-    return OmegaConf.to_container(section, resolve=True)
+def _kwargs(cfg: DictConfig, name: str) -> dict:
+    """A section as constructor keyword arguments."""
+    return asdict(section(cfg, name))
 
 
 def is_autoencoder(cfg: DictConfig) -> bool:
@@ -24,7 +30,7 @@ def build_datamodule(cfg: DictConfig):
     """The DataModule for ``cfg.data``; autoencoders get images without labels."""
     from lightning_modules.data.modules import FacesDataModule, MnistDataModule
 
-    data = _plain(cfg.data)
+    data = _kwargs(cfg, "data")
     name = data.pop("name")
     seed = cfg.trainer.seed
     if name == "faces":
@@ -34,7 +40,7 @@ def build_datamodule(cfg: DictConfig):
 
 def build_network(cfg: DictConfig, in_channels: int, image_size: int) -> nn.Module:
     """The plain network for ``cfg.model``, sized for the data (channels, side length)."""
-    model = _plain(cfg.model)
+    model = _kwargs(cfg, "model")
     name = model.pop("name")
     if name == "conv_autoencoder":
         model.pop("loss")
@@ -44,13 +50,11 @@ def build_network(cfg: DictConfig, in_channels: int, image_size: int) -> nn.Modu
 
 def build_module(cfg: DictConfig, network: nn.Module) -> TrainableModule:
     """The LightningModule training ``network`` with the optimizer and schedule of ``cfg``."""
-    optim = _plain(cfg.optim)
-    weight_decay = optim.pop("weight_decay")
-    sched = _plain(cfg.scheduler)
+    optim = section(cfg, "optim")
     factories = dict(
-        optimizer_factory=make_optimizer_factory(**optim),
-        scheduler_factory=make_scheduler_factory(**sched),
-        weight_decay=weight_decay,
+        optimizer_factory=make_optimizer_factory(optim),
+        scheduler_factory=make_scheduler_factory(section(cfg, "scheduler"), monitor=tracking.VAL_LOSS),
+        weight_decay=optim.weight_decay,
     )
     if is_autoencoder(cfg):
         return AutoencoderModule(network, loss=cfg.model.loss, **factories)
@@ -59,27 +63,25 @@ def build_module(cfg: DictConfig, network: nn.Module) -> TrainableModule:
 
 def trainer_kwargs(cfg: DictConfig) -> dict:
     """``lightning.Trainer`` arguments from ``cfg.trainer`` (seed removed, unset limits dropped)."""
-    kwargs = _plain(cfg.trainer)
+    kwargs = _kwargs(cfg, "trainer")
     kwargs.pop("seed")
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def build_callbacks(cfg: DictConfig) -> list:
-    """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs for the CNN)."""
-    from analysis.callbacks.periodic import settings_from
-
+    """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs and dreams for the
+    CNN), each given its section's settings."""
     callbacks = []
     if is_autoencoder(cfg) and cfg.analysis.enabled:
-        from analysis.callbacks.latent import LatentAnalysisSettings, LatentStatsLogger
+        from analysis.callbacks.latent import LatentStatsLogger
 
-        settings = settings_from(LatentAnalysisSettings, _plain(cfg.analysis))
-        callbacks.append(LatentStatsLogger(settings, every_n_epochs=cfg.analysis.every_n_epochs))
+        callbacks.append(LatentStatsLogger(section(cfg, "analysis")))
     if not is_autoencoder(cfg) and cfg.oip.enabled:
-        from analysis.callbacks.oip import OIPLogger, OIPSettings
+        from analysis.callbacks.oip import OIPLogger
 
-        callbacks.append(OIPLogger(settings_from(OIPSettings, _plain(cfg.oip)), every_n_epochs=cfg.oip.every_n_epochs))
+        callbacks.append(OIPLogger(section(cfg, "oip")))
     if not is_autoencoder(cfg) and cfg.dream.enabled:
-        from analysis.callbacks.dream import DreamLogger, DreamSettings
+        from analysis.callbacks.dream import DreamLogger
 
-        callbacks.append(DreamLogger(settings_from(DreamSettings, _plain(cfg.dream))))
+        callbacks.append(DreamLogger(section(cfg, "dream")))
     return callbacks

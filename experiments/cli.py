@@ -1,7 +1,8 @@
-"""The ``latentdream`` command: ``train``, ``demo``, ``ui`` (later: ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``).
+"""The ``latentdream`` command: ``train``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``, ``ui``, ``demo``.
 
-Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs keep their
-traceback.
+Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
+``--image``). Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs
+keep their traceback.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def _quiet() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
     # An unreachable tracking server should fail in seconds, not after MLflow's 7 retries of 120 s each.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    from experiments.store import apply_http_fail_fast
+
+    apply_http_fail_fast()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -142,8 +143,21 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``key=value`` words that argparse leaves over (after an option such as ``--image``)
+    join the subcommand's overrides, anything else left over is an error (exit 2)."""
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    unknown = [word for word in extra if "=" not in word or word.startswith("-")]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = parse(argv)
     _quiet()
     try:
         return args.func(args)

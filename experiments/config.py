@@ -6,6 +6,7 @@ Everything that can be wrong with a config is found here, before any run exists,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.schema import DATA_KINDS, MODEL_KINDS, Experiment
-from analysis.oip.params import INITS as OIP_INITS
-from latentdream.errors import InputError
+from analysis.oip.objectives import parse_target
+from experiments.schema import DATA_KINDS, MODEL_KINDS, SETTINGS_SECTIONS, Experiment
+from latentdream.errors import InputError, require
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-SCHEDULERS = ("none", "step", "cosine", "plateau", "onecycle")
-ACTIVATIONS = ("leaky_relu", "relu", "selu")
-AE_LOSSES = ("mse", "bce")
-OIP_OPTIMIZERS = ("adam", "normalized")
-DREAM_MODES = ("seed", "octaves", "tiled")
 
 
 def available_experiments() -> list[str]:
@@ -67,20 +61,23 @@ def _compose(path: Path) -> DictConfig:
     return OmegaConf.merge(merged, data)
 
 
-def _typed_section(raw: Any, kinds: dict[str, type], section: str) -> DictConfig:
+def _typed_section(raw: Any, kinds: dict[str, type], section_name: str) -> DictConfig:
     name = (raw or {}).get("name") if isinstance(raw, (dict, DictConfig)) else None
     if name not in kinds:
-        raise InputError(f"{section}.name={name!r} is not allowed; allowed: {', '.join(kinds)}")
+        raise InputError(f"{section_name}.name={name!r} is not allowed; allowed: {', '.join(kinds)}")
     try:
         return OmegaConf.merge(OmegaConf.structured(kinds[name]), raw)
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        raise InputError(f"{section}.{key}: {str(err).splitlines()[0]}") from None
+        err.full_key = f"{section_name}.{getattr(err, 'full_key', None) or '?'}"
+        raise InputError(_one_line(err)) from None
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
     text = str(err).splitlines()[0]
     key = getattr(err, "full_key", None)
+    choice = re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", text)
+    if key and choice:  # a value outside an Enum: say it as every other rule does
+        return f"{key}={choice.group(1)!r} is not allowed; allowed: {choice.group(2)}"
     return f"{key}: {text}" if key and key not in text else text
 
 
@@ -110,76 +107,58 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
     return cfg
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise InputError(f"{key}={value!r} is not allowed; {allowed}")
-
-
-def _choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
-    value = OmegaConf.select(cfg, key)
-    _require(value in choices, key, value, f"allowed: {', '.join(choices)}")
+def section(cfg: DictConfig, name: str) -> Any:
+    """The one conversion of a config section: its dataclass (e.g. ``section(cfg, "oip")`` is an
+    :class:`~analysis.settings.OIPSettings`), built by OmegaConf, its rules checked on the way."""
+    return OmegaConf.to_object(cfg[name])
 
 
 def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
     value = OmegaConf.select(cfg, key)
     ok = value is not None and (value >= 0 if allow_zero else value > 0)
-    _require(ok, key, value, "it must be >= 0" if allow_zero else "it must be > 0")
+    require(ok, key, value, "it must be >= 0" if allow_zero else "it must be > 0")
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check ranges and choices that types alone cannot express; raise :class:`InputError` on the first problem."""
-    _choice(cfg, "optim.name", OPTIMIZERS)
-    _choice(cfg, "scheduler.name", SCHEDULERS)
-    for key in ("optim.lr", "data.batch_size", "trainer.max_epochs", "scheduler.step_size", "scheduler.gamma"):
+    """Check what types and enums alone cannot express; raise :class:`InputError` on the first problem.
+
+    The settings sections (:data:`~experiments.schema.SETTINGS_SECTIONS`) check their own rules when built; the
+    rules here are those of the other sections and those that need two sections at once (the model and its data,
+    the CNN's layers and the OIP/dream targets).
+    """
+    for name in SETTINGS_SECTIONS:
+        section(cfg, name)
+    for key in ("data.batch_size", "trainer.max_epochs"):
         _positive(cfg, key)
-    for key in ("optim.weight_decay", "optim.momentum", "data.num_workers", "data.val_fraction"):
+    for key in ("data.num_workers", "data.val_fraction"):
         _positive(cfg, key, allow_zero=True)
-    _require(cfg.data.val_fraction < 1, "data.val_fraction", cfg.data.val_fraction, "it must be < 1")
+    require(cfg.data.val_fraction < 1, "data.val_fraction", cfg.data.val_fraction, "it must be < 1")
 
     if cfg.model.name == "conv_autoencoder":
-        _choice(cfg, "model.act", ACTIVATIONS)
-        _choice(cfg, "model.loss", AE_LOSSES)
         _positive(cfg, "model.z_dim")
         stride = 1
         for s in cfg.model.encoder_strides:
             stride *= s
         side = cfg.data.image_size
-        _require(side % stride == 0, "data.image_size", side, f"the autoencoder needs a multiple of {stride}")
+        require(side % stride == 0, "data.image_size", side, f"the autoencoder needs a multiple of {stride}")
         for key in ("encoder_kernels", "decoder_kernels"):
             for k in cfg.model[key]:
-                _require(k % 2 == 1, f"model.{key}", list(cfg.model[key]), "'same' padding needs odd kernel sizes")
+                require(k % 2 == 1, f"model.{key}", list(cfg.model[key]), "'same' padding needs odd kernel sizes")
     else:
-        _require(cfg.data.name != "faces", "data.name", cfg.data.name, "the MNIST CNN trains on mnist or mnist_bundled")
+        require(cfg.data.name != "faces", "data.name", cfg.data.name, "the MNIST CNN trains on mnist or mnist_bundled")
         _positive(cfg, "model.n_classes")
-        _require(0 <= cfg.model.dropout < 1, "model.dropout", cfg.model.dropout, "it must be in [0, 1)")
+        require(0 <= cfg.model.dropout < 1, "model.dropout", cfg.model.dropout, "it must be in [0, 1)")
         _validate_cnn_targets(cfg)
 
     if cfg.data.name == "faces":
-        _require(cfg.data.channels in (1, 3), "data.channels", cfg.data.channels, "allowed: 1, 3")
+        require(cfg.data.channels in (1, 3), "data.channels", cfg.data.channels, "allowed: 1, 3")
         _positive(cfg, "data.image_size")
     else:
-        _require(cfg.data.image_size >= 28, "data.image_size", cfg.data.image_size, "MNIST digits need >= 28")
+        require(cfg.data.image_size >= 28, "data.image_size", cfg.data.image_size, "MNIST digits need >= 28")
     if cfg.data.name == "mnist":
-        _require(bool(cfg.data.root), "data.root", cfg.data.root, "give the folder with the MNIST IDX files")
+        require(bool(cfg.data.root), "data.root", cfg.data.root, "give the folder with the MNIST IDX files")
     if cfg.data.name == "faces":
-        _require(bool(cfg.data.root), "data.root", cfg.data.root, "give the folder with the face JPEGs")
-
-    a = cfg.analysis
-    _positive(cfg, "analysis.n_bins")
-    _require(len(a.range) == 2 and a.range[0] < a.range[1], "analysis.range", list(a.range), "give [low, high], low < high")
-    _require(len(a.b) > 0 and all(b > 0 for b in a.b), "analysis.b", list(a.b), "give a non-empty list of values > 0")
-    _require(len(a.k) > 0 and all(k > 0 for k in a.k), "analysis.k", list(a.k), "give a non-empty list of values > 0")
-    _require(a.n_random is None or a.n_random > 0, "analysis.n_random", a.n_random, "it must be > 0 (or null)")
-    _positive(cfg, "analysis.every_n_epochs", allow_zero=True)
-    _positive(cfg, "oip.every_n_epochs", allow_zero=True)
-    _positive(cfg, "oip.steps", allow_zero=True)
-    _positive(cfg, "oip.lr")
-    _choice(cfg, "oip.optimizer", OIP_OPTIMIZERS)
-    for mode in cfg.dream.modes:
-        _require(mode in DREAM_MODES, "dream.modes", list(cfg.dream.modes), f"allowed: {', '.join(DREAM_MODES)}")
-    _positive(cfg, "dream.cycles")
-    _positive(cfg, "dream.octaves")
-    _require(1.0 < cfg.dream.octave_scale <= 2.0, "dream.octave_scale", cfg.dream.octave_scale, "it must be in (1, 2]")
+        require(bool(cfg.data.root), "data.root", cfg.data.root, "give the folder with the face JPEGs")
 
 
 def _validate_cnn_targets(cfg: DictConfig) -> None:
@@ -187,21 +166,21 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
     maps = {f"conv{i + 1}": n for i, n in enumerate(cfg.model.conv_filters)}
     allowed = f"the CNN's conv layers are {', '.join(f'{k} ({v} maps)' for k, v in maps.items())}"
     for layer in cfg.oip.layers:
-        _require(layer in maps, "oip.layers", list(cfg.oip.layers), allowed)
+        require(layer in maps, "oip.layers", list(cfg.oip.layers), allowed)
     if cfg.oip.maps is not None:
-        fewest = min(maps[layer] for layer in cfg.oip.layers) if cfg.oip.layers else 0
+        fewest = min(maps[layer] for layer in cfg.oip.layers)
         for index in cfg.oip.maps:
-            _require(0 <= index < fewest, "oip.maps", list(cfg.oip.maps), f"map indices run from 0 to {fewest - 1}")
-    for init in cfg.oip.inits:
-        _require(init in OIP_INITS, "oip.inits", list(cfg.oip.inits), f"allowed: {', '.join(OIP_INITS)}")
+            require(0 <= index < fewest, "oip.maps", list(cfg.oip.maps), f"map indices run from 0 to {fewest - 1}")
     for key in ("dream.objective", "dream.layer_objective"):
         spec = OmegaConf.select(cfg, key)
-        layer, _, index = spec.partition(":")
-        _require(layer in maps, key, spec, allowed)
-        if index:
-            _require(index.isdigit() and int(index) < maps[layer], key, spec, f"{layer} has maps 0 to {maps[layer] - 1}")
-    for layer in cfg.dream.layers or {}:
-        _require(layer in maps, "dream.layers", dict(cfg.dream.layers), allowed)
+        layer, index = parse_target(spec)
+        require(layer in maps, key, spec, allowed)
+        if index is not None:
+            require(index < maps[layer], key, spec, f"{layer} has maps 0 to {maps[layer] - 1}")
+    for spec in cfg.dream.layers or {}:
+        layer, index = parse_target(spec)
+        require(layer in maps and (index is None or index < maps[layer]), "dream.layers", dict(cfg.dream.layers),
+                allowed)
     if cfg.dream.enabled and cfg.dream.image:
         from analysis.dream import load_image
 
@@ -219,7 +198,7 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         else:
             out[prefix] = str(node)
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
     return out
 
 

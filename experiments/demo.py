@@ -8,7 +8,7 @@ how to open the UI. About a minute and a half on 2 idle CPU cores.
 
 from __future__ import annotations
 
-from analysis import tracking
+from experiments import store
 from experiments.config import load_experiment
 from experiments.train import train
 
@@ -33,7 +33,7 @@ def run_demo(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
         run_ids[label] = result.run_id
         print(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items())))
     run_ids["comparison"] = compare_runs([run_ids["cnn_sgd"], run_ids["cnn_adam"]])
-    print(f"\nDemo runs (store {tracking.default_tracking_uri()}):")
+    print(f"\nDemo runs (store {store.default_tracking_uri()}):")
     for label, run_id in run_ids.items():
         print(f"  {label:<12} {run_id}")
     print("\nOpen the MLflow UI with:   make ui   (or .venv/bin/latentdream ui), then browse http://127.0.0.1:5000")

@@ -4,8 +4,6 @@
 * :func:`compare_runs` — a new run (tag ``kind=comparison``, experiment ``comparisons``) holding the differing
   params, the final metrics and comparison figures of two or more runs of the same kind. Every input is checked and
   every figure drawn *before* that run is created, so bad input never leaves an empty comparison behind.
-* :func:`check_tracking_reachable` — fail within seconds, with one line, when a tracking server does not answer
-  (MLflow's own client retries for minutes: 7 retries with exponential backoff, 120 s timeout each).
 """
 
 from __future__ import annotations
@@ -13,13 +11,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import mlflow
 import numpy as np
@@ -27,60 +22,16 @@ import pandas as pd
 
 from analysis import tracking
 from analysis.plots import compare as plots
+from experiments import store
 from latentdream.errors import InputError
 
-COMPARISON_EXPERIMENT = "comparisons"
-KIND_COMPARISON = "comparison"
-TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
-TAG_COMPARED_KIND = "compared_kind"
-COMPARE_DIR = "compare"
-COMPARABLE_KINDS = ("autoencoder", "classifier")
+COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the comparison runs
+COMPARABLE_KINDS = (tracking.KIND_AUTOENCODER, tracking.KIND_CLASSIFIER)
 
 # The columns of `latentdream runs`: the params people vary and the metrics they judge a run by.
 KEY_PARAMS = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
 KEY_METRICS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC)
 KEY_TAGS = (tracking.TAG_KIND, tracking.TAG_MODEL, tracking.TAG_DATASET)
-
-# Client settings that make an unreachable server fail in seconds instead of minutes (MLflow's defaults: 7 retries,
-# backoff factor 2, 120 s per request). A couple of retries still ride out a brief blip during a long training.
-HTTP_FAIL_FAST_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
-
-
-# --- reachability ------------------------------------------------------------------------------------------------
-def check_tracking_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Raise :class:`InputError` unless the tracking server at ``uri`` answers within ``timeout`` seconds.
-
-    Only ``http(s)://`` URIs are checked (``GET <uri>/health``); any HTTP answer, even 401 or 404, counts as
-    reachable — the server is there, and MLflow's own error will say what is wrong. Local stores pass.
-    """
-    if urlsplit(uri).scheme not in ("http", "https"):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError) as err:  # refused, DNS failure, timeout (TimeoutError is an OSError)
-        reason = getattr(err, "reason", None) or err
-        raise InputError(f"tracking server {uri} is not reachable: {reason}") from None
-
-
-def apply_http_fail_fast(environ: dict | None = None) -> None:
-    """Put :data:`HTTP_FAIL_FAST_ENV` into ``environ`` (default ``os.environ``) where the user has not set them."""
-    env = os.environ if environ is None else environ
-    for key, value in HTTP_FAIL_FAST_ENV.items():
-        env.setdefault(key, value)
-
-
-def _client(tracking_uri: str | None) -> tuple[str, Any]:
-    uri = tracking_uri or tracking.default_tracking_uri()
-    check_tracking_reachable(uri)
-    return uri, mlflow.MlflowClient(uri)
-
 
 # --- latentdream runs --------------------------------------------------------------------------------------------
 def runs_table(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
@@ -92,7 +43,7 @@ def runs_table(experiment: str | None = None, tracking_uri: str | None = None) -
 
     :raises InputError: ``experiment`` does not exist (the message lists the ones that do); server unreachable.
     """
-    uri, client = _client(tracking_uri)
+    uri, client = store.client_for(tracking_uri)
     names = {e.experiment_id: e.name for e in client.search_experiments()}
     if experiment is not None and experiment not in names.values():
         raise InputError(f"unknown experiment {experiment!r} in {uri}; existing: {', '.join(sorted(names.values())) or 'none'}")
@@ -191,20 +142,8 @@ def _check_runs(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[list[Any
     ids = list(dict.fromkeys(run_ids))
     if len(ids) < 2:
         raise InputError(f"compare needs at least 2 different run ids; got {len(ids)}: {' '.join(ids) or 'none'}")
-    runs = []
-    for run_id in ids:
-        try:
-            run = client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            raise InputError(f"run {run_id!r} does not exist in {uri}") from None
-        if run.info.lifecycle_stage == "deleted":
-            raise InputError(f"run {run_id} is deleted; restore it (mlflow runs restore) or leave it out")
-        runs.append(run)
+    runs = [store.find_run(client, uri, run_id, kinds=COMPARABLE_KINDS) for run_id in ids]
     kinds = {r.info.run_id: r.data.tags.get(tracking.TAG_KIND) for r in runs}
-    for run_id, kind in kinds.items():
-        if kind not in COMPARABLE_KINDS:
-            raise InputError(f"run {run_id} is a {kind or 'non-latentdream'} run; "
-                             f"only {' or '.join(COMPARABLE_KINDS)} runs can be compared")
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"{_label(i)}={k}" for i, k in kinds.items())
         raise InputError(f"cannot compare runs of different kinds ({listing}); give only autoencoder or only classifier runs")
@@ -212,23 +151,22 @@ def _check_runs(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[list[Any
 
 
 def _latent_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
-    d = tracking.LATENT_DIR
-    need = (f"{d}/histograms.npz", f"{d}/components.csv", f"{d}/hit_rates.csv")
-    missing = [f"{_label(i)} has no {p}" for i in ids for p in need if p not in _files(client, i, d)]
+    need = (tracking.LATENT_HISTOGRAMS, tracking.LATENT_COMPONENTS, tracking.LATENT_HIT_RATES)
+    missing = [f"{_label(i)} has no {p}" for i in ids for p in need if p not in _files(client, i, tracking.LATENT_DIR)]
     if missing:
-        for name in ("latent_histograms.png", "hit_rates.png"):
-            skipped[name] = "; ".join(missing)
+        for name in (tracking.COMPARE_LATENT_HISTOGRAMS, tracking.COMPARE_HIT_RATES):
+            skipped[Path(name).name] = "; ".join(missing)
         return
     loaded = []
     for i in ids:
-        local = Path(client.download_artifacts(i, d, str(tmp / i)))
-        with np.load(local / "histograms.npz") as npz:
-            loaded.append((npz["edges"], npz["counts"], pd.read_csv(local / "components.csv"),
-                           pd.read_csv(local / "hit_rates.csv")))
+        local = Path(client.download_artifacts(i, tracking.LATENT_DIR, str(tmp / i))).parent
+        with np.load(local / tracking.LATENT_HISTOGRAMS) as npz:
+            loaded.append((npz["edges"], npz["counts"], pd.read_csv(local / tracking.LATENT_COMPONENTS),
+                           pd.read_csv(local / tracking.LATENT_HIT_RATES)))
     labels = [_label(i) for i in ids]
     edges, counts, comps, hits = zip(*loaded)
-    figures[f"{COMPARE_DIR}/latent_histograms.png"] = plots.dominant_histograms(edges, counts, comps, labels)
-    figures[f"{COMPARE_DIR}/hit_rates.png"] = plots.hit_rate_curves(hits, labels)
+    figures[tracking.COMPARE_LATENT_HISTOGRAMS] = plots.dominant_histograms(edges, counts, comps, labels)
+    figures[tracking.COMPARE_HIT_RATES] = plots.hit_rate_curves(hits, labels)
 
 
 def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
@@ -239,7 +177,7 @@ def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped:
     if not stems:
         skipped["oip_*.png"] = f"no run has {d}/<layer>_<init>.npz or .png"
     for stem in stems:
-        name = f"{COMPARE_DIR}/oip_{stem}.png"
+        name = tracking.compare_oip_png(stem)
         if all(f"{d}/{stem}.npz" in f for f in files):
             pats, dead, maps = [], [], []
             for i in ids:
@@ -268,13 +206,13 @@ def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Compariso
     runs, kind = _check_runs(client, uri, run_ids)
     ids = [r.info.run_id for r in runs]
     tables = {
-        f"{COMPARE_DIR}/params_diff.csv": params_diff({r.info.run_id: r.data.params for r in runs}),
-        f"{COMPARE_DIR}/final_metrics.csv": final_metrics({r.info.run_id: r.data.metrics for r in runs}),
+        tracking.COMPARE_PARAMS_DIFF: params_diff({r.info.run_id: r.data.params for r in runs}),
+        tracking.COMPARE_FINAL_METRICS: final_metrics({r.info.run_id: r.data.metrics for r in runs}),
     }
     figures: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if kind == "autoencoder":
+        if kind == tracking.KIND_AUTOENCODER:
             _latent_figures(client, ids, Path(tmp), figures, skipped)
         else:
             _oip_figures(client, ids, Path(tmp), figures, skipped)
@@ -291,32 +229,28 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
 
     :raises InputError: see :func:`build_comparison`; nothing is created then.
     """
-    uri, client = _client(tracking_uri)
+    uri, client = store.client_for(tracking_uri)
     comparison = build_comparison(client, uri, run_ids)
-    tags = {tracking.TAG_KIND: KIND_COMPARISON, TAG_COMPARED: ",".join(comparison.run_ids),
-            TAG_COMPARED_KIND: comparison.kind}
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    owned = not run_id
-    if owned:
-        experiment_id = tracking.experiment_id_for(client, COMPARISON_EXPERIMENT, tracking.default_artifact_root(uri))
-        name = "compare " + " ".join(_label(i) for i in comparison.run_ids)
-        run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
-    else:
+    tags = {tracking.TAG_KIND: tracking.KIND_COMPARISON, tracking.TAG_COMPARED: ",".join(comparison.run_ids),
+            tracking.TAG_COMPARED_KIND: comparison.kind}
+    outer = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`, which made the run we must log into
+    if outer:
         for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-    try:
-        writer = tracking.RunWriter(client, run_id)
-        for path, table in comparison.tables.items():
-            writer.table(path, table)
-        for path, figure in comparison.figures.items():
-            writer.figure(path, figure)
-        writer.json(f"{COMPARE_DIR}/summary.json", {"compared_runs": list(comparison.run_ids), "kind": comparison.kind,
-                                                     "figures": sorted(comparison.figures), "skipped": comparison.skipped})
-    except BaseException as err:
-        if owned:
-            client.set_tag(run_id, tracking.TAG_FAILURE, f"{type(err).__name__}: {err}"[:5000])
-            client.set_terminated(run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
-        raise
-    if owned:
-        client.set_terminated(run_id, "FINISHED")
+            client.set_tag(outer, key, value)
+        _log_comparison(tracking.RunWriter(client, outer), comparison)
+        return outer
+    experiment_id = store.experiment_id_for(client, COMPARISON_EXPERIMENT, store.default_artifact_root(uri))
+    name = "compare " + " ".join(_label(i) for i in comparison.run_ids)
+    run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
+    with store.ended(client, run_id):
+        _log_comparison(tracking.RunWriter(client, run_id), comparison)
     return run_id
+
+
+def _log_comparison(writer: tracking.RunWriter, comparison: Comparison) -> None:
+    for path, table in comparison.tables.items():
+        writer.table(path, table)
+    for path, figure in comparison.figures.items():
+        writer.figure(path, figure)
+    writer.json(tracking.COMPARE_SUMMARY, {"compared_runs": list(comparison.run_ids), "kind": comparison.kind,
+                                           "figures": sorted(comparison.figures), "skipped": comparison.skipped})

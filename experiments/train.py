@@ -4,7 +4,8 @@ The run is created only after the config and the data have been checked, so bad 
 failed run behind. The run ends FINISHED, FAILED (tag ``failure_reason``) or KILLED (Ctrl-C, SIGTERM), never
 RUNNING, unless the process itself is killed (SIGKILL, power loss): such a run stays RUNNING and resumable.
 ``resume=RUN_ID|last`` continues a killed or failed run from its last checkpoint into the same run. The
-guarantees are listed in ``docs/reliability.md``; the helpers live in :mod:`experiments.lifecycle`.
+guarantees are listed in ``docs/reliability.md``; the run is opened and ended by :mod:`experiments.store`, and
+:mod:`experiments.guards` keeps the training loop safe.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from omegaconf import DictConfig
 from typing_extensions import override
 
 from analysis import tracking
-from experiments import lifecycle
+from analysis.callbacks.learning_rate import EpochLearningRate
+from analysis.eval_mode import eval_mode
+from experiments import guards, store
 from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
 from experiments.config import flatten, to_yaml
-from experiments.lifecycle import RunGuard, RunInterrupted, with_retries
-from experiments.runs import check_tracking_reachable
+from experiments.guards import RunGuard
+from experiments.store import RunInterrupted, with_retries
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -101,7 +104,7 @@ def run_tags(cfg: DictConfig, command: str | None) -> dict[str, str]:
         tracking.TAG_MODEL: cfg.model.name if not is_autoencoder(cfg) else f"conv_autoencoder_{cfg.model.encoder_filters[0]}",
         tracking.TAG_DATASET: cfg.data.name,
         tracking.TAG_EXPERIMENT: cfg.name,
-        tracking.TAG_KIND: "autoencoder" if is_autoencoder(cfg) else "classifier",
+        tracking.TAG_KIND: tracking.KIND_AUTOENCODER if is_autoencoder(cfg) else tracking.KIND_CLASSIFIER,
         tracking.TAG_COMMAND: command or " ".join(sys.argv),
     }
     commit = git_commit()
@@ -114,15 +117,14 @@ def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     """Log the plain network with an input/output signature, loadable by ``mlflow.pytorch.load_model``."""
     sample = next(iter(datamodule.val_dataloader()))
     x = (sample[0] if isinstance(sample, (tuple, list)) else sample)[:2]
-    network = network.eval()
     device = next(network.parameters()).device
-    with torch.no_grad():
+    with eval_mode(network), torch.no_grad():
         y = network(x.to(device)).cpu()
     signature = infer_signature(x.numpy(), y.numpy())
     # 'pickle' keeps the nn.Module with its methods (encode/decode, named conv layers) for later analyses.
-    mlflow.pytorch.log_model(
-        network.cpu(), name=tracking.MODEL_NAME, signature=signature, serialization_format="pickle", pip_requirements=[]
-    )
+    with eval_mode(network):  # saved in eval mode, as mlflow.pytorch.load_model users expect it
+        mlflow.pytorch.log_model(network.cpu(), name=tracking.MODEL_NAME, signature=signature,
+                                 serialization_format="pickle", pip_requirements=[])
     network.to(device)
 
 
@@ -134,16 +136,17 @@ def _check_test_knobs(cfg: DictConfig) -> None:
         raise InputError(f"trainer.inject_nan_at_step={step!r} is not allowed; it must be >= 0 (test-only)")
 
 
-def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: lifecycle.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
+def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: guards.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
     kwargs = trainer_kwargs(cfg)
     for key in _GUARD_KEYS:
         kwargs.pop(key, None)
-    return L.Trainer(logger=logger, callbacks=[guard, checkpoint, *build_callbacks(cfg)], **kwargs)
+    callbacks = [guard, checkpoint, EpochLearningRate(), *build_callbacks(cfg)]
+    return L.Trainer(logger=logger, callbacks=callbacks, **kwargs)
 
 
-def _checkpoint_callback(checkpoint_dir: Path) -> lifecycle.AtomicModelCheckpoint:
+def _checkpoint_callback(checkpoint_dir: Path) -> guards.AtomicModelCheckpoint:
     # best.ckpt (lowest val/loss) and last.ckpt (every epoch, the resume point), both written atomically.
-    return lifecycle.AtomicModelCheckpoint(
+    return guards.AtomicModelCheckpoint(
         dirpath=checkpoint_dir, filename="best", monitor=tracking.VAL_LOSS, mode="min", save_last=True
     )
 
@@ -182,8 +185,8 @@ def _signals_restored(guard: RunGuard) -> Iterator[None]:
 def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) -> TrainResult:
     """A DDP worker rank (> 0): train in step with rank 0, create and log nothing (rank 0 owns the run)."""
     checkpoint_dir = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints") / run_id
-    last = checkpoint_dir / lifecycle.LAST_CHECKPOINT
-    uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
+    last = checkpoint_dir / store.LAST_CHECKPOINT
+    uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
     guard, checkpoint = _guard(cfg), _checkpoint_callback(checkpoint_dir)
     # Same logger class as rank 0 so every rank runs the same hooks; Lightning makes its logging rank-0-only.
     logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
@@ -201,7 +204,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     id and final metrics.
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
-    :raises experiments.lifecycle.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
+    :raises experiments.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
         the run is KILLED and its checkpoints kept.
     :raises latentdream.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
@@ -213,13 +216,13 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     network = build_network(cfg, datamodule.in_channels, datamodule.image_size)
     module = build_module(cfg, network)
 
-    worker_run_id = lifecycle.ddp_worker_run_id()
+    worker_run_id = guards.ddp_worker_run_id()
     if worker_run_id is not None:
         return _train_worker(cfg, module, datamodule, worker_run_id)
 
-    uri = cfg.tracking.tracking_uri or tracking.default_tracking_uri()
-    check_tracking_reachable(uri)  # an unreachable server fails in seconds, before anything else
-    artifact_root = cfg.tracking.artifact_root or tracking.default_artifact_root(uri)
+    uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
+    store.check_reachable(uri)  # an unreachable server fails in seconds, before anything else
+    artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
     params = flatten(cfg)
@@ -228,7 +231,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     outer_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`, which made the run we must log into
     if outer_run_id and cfg.resume:
         raise InputError(f"resume={cfg.resume} cannot be combined with `mlflow run` (MLFLOW_RUN_ID={outer_run_id})")
-    with lifecycle.store_lock(uri):  # a fresh store is created (schema migration) by one process, not four at once
+    with store.store_lock(uri):  # a fresh store is created (schema migration) by one process, not four at once
         client = mlflow.MlflowClient(uri)
         if outer_run_id:
             experiment_id = with_retries(client.get_run, outer_run_id).info.experiment_id
@@ -238,10 +241,10 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
             if found is None:
                 raise InputError(f"resume={cfg.resume}: experiment {experiment_name!r} does not exist in {uri}")
             experiment_id = found.experiment_id
-            plan = lifecycle.plan_resume(client, experiment_id, cfg.resume, params, checkpoint_root)
+            plan = store.plan_resume(client, experiment_id, cfg.resume, params, checkpoint_root)
         else:
-            experiment_id = with_retries(tracking.experiment_id_for, client, experiment_name, artifact_root)
-        lifecycle.enable_wal(uri)
+            experiment_id = with_retries(store.experiment_id_for, client, experiment_name, artifact_root)
+        store.enable_wal(uri)
 
     if plan is not None:
         run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
@@ -254,13 +257,10 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     run_id = run.info.run_id
     checkpoint_dir = checkpoint_root / run_id
     guard = _guard(cfg)
-    with _signals_restored(guard):
+    with _signals_restored(guard), store.ended(client, run_id, end=mlflow.end_run):
         try:
             if plan is not None:
-                resumed = int(run.data.tags.get(lifecycle.TAG_RESUMED, "0")) + 1
-                tags = {lifecycle.TAG_RESUMED: str(resumed),
-                        **{lifecycle.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
-                with_retries(mlflow.set_tags, tags)
+                with_retries(mlflow.set_tags, store.resume_tags(run, plan))
                 if plan.new_params:  # keys added to the schema since the run started
                     with_retries(mlflow.log_params, plan.new_params)
                 log.info("resuming run %s from %s", run_id, plan.checkpoint or "its start")
@@ -271,7 +271,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
             logger = EpochMLFlowLogger(experiment_name=experiment_name, tracking_uri=uri, run_id=run_id,
                                        skip_steps=plan.logged_steps if plan else None)
             trainer = _trainer(cfg, guard, checkpoint, logger)
-            with lifecycle.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
+            with guards.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
                 trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint if plan else None,
                             weights_only=True)
             if trainer.interrupted:
@@ -284,16 +284,12 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
             if cfg.tracking.log_model:
                 with_retries(_log_model, module.network, datamodule)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-        except BaseException as err:  # noqa: BLE001 - every way out must leave the run KILLED or FAILED
-            signum = signal.SIGTERM if isinstance(err, _Terminated) else lifecycle.interrupt_signal(err, guard)
-            if signum is not None:
-                with_retries(mlflow.end_run, "KILLED")
-                last = checkpoint_dir / lifecycle.LAST_CHECKPOINT
-                interrupted = RunInterrupted(signum, run_id, last if last.is_file() else None)
-                log.warning("latentdream: %s", interrupted)
-                raise interrupted from None
-            with_retries(mlflow.set_tag, tracking.TAG_FAILURE, f"{type(err).__name__}: {err}"[:5000])
-            with_retries(mlflow.end_run, "FAILED")
-            raise
-    with_retries(mlflow.end_run, "FINISHED")
+        except BaseException as err:  # noqa: BLE001 - an interrupt ends the run KILLED, with its exit code
+            signum = signal.SIGTERM if isinstance(err, _Terminated) else guards.interrupt_signal(err, guard)
+            if signum is None:
+                raise
+            last = checkpoint_dir / store.LAST_CHECKPOINT
+            interrupted = RunInterrupted(signum, run_id, last if last.is_file() else None)
+            log.warning("latentdream: %s", interrupted)
+            raise interrupted from None
     return TrainResult(run_id, experiment_id, metrics, module, datamodule, trainer)

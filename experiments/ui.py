@@ -6,15 +6,15 @@ import shutil
 import subprocess
 import sys
 
-from analysis import tracking
+from experiments import store
 
 
 def server_command(host: str, port: int, tracking_uri: str | None = None) -> list[str]:
     """The ``mlflow server`` command line serving ``tracking_uri`` (default: the project's local store)."""
-    uri = tracking_uri or tracking.default_tracking_uri()
+    uri = tracking_uri or store.default_tracking_uri()
     mlflow = shutil.which("mlflow") or f"{sys.executable} -m mlflow"
     cmd = [*mlflow.split(), "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    root = tracking.default_artifact_root(uri)
+    root = store.default_artifact_root(uri)
     if root:
         cmd += ["--default-artifact-root", root]
     return cmd

@@ -15,3 +15,10 @@ class NonFiniteLossError(RuntimeError):
 
     Not bad input but a failed run: the command line prints it as one line and exits with code 1.
     """
+
+
+def require(ok: bool, key: str, value: object, allowed: str) -> None:
+    """The one way a setting's rule is checked: raise :class:`InputError` ``"<key>=<value> is not allowed; <allowed>"``
+    unless ``ok`` (``key`` is the full config key, e.g. ``analysis.b``)."""
+    if not ok:
+        raise InputError(f"{key}={value!r} is not allowed; {allowed}")

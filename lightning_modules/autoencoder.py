@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import torch
 from torch.nn import functional as F
 
 from lightning_modules.base import TrainableModule
 
-LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
+
+
+class ReconstructionLoss(StrEnum):
+    """The autoencoder's loss (config key ``model.loss``)."""
+
+    mse = "mse"
+    bce = "bce"
+
+
+_LOSS_FUNCTIONS = {ReconstructionLoss.mse: F.mse_loss, ReconstructionLoss.bce: F.binary_cross_entropy}
 
 
 class AutoencoderModule(TrainableModule):
     """Trains an autoencoder (``network.encode``/``network.decode``) to reconstruct its input.
 
     Batches are image tensors (B, C, H, W) in [0, 1], or tuples whose first element is one (labels ignored).
-    Logs per epoch ``train/loss``, ``val/loss``, ``test/loss`` and ``train/lr``.
+    Logs per epoch ``train/loss``, ``val/loss``, ``test/loss``.
 
     :param loss: ``mse`` (default) or ``bce`` (the decoder ends in a sigmoid, so both apply).
     Other arguments as :class:`~lightning_modules.base.TrainableModule`.
     """
 
-    def __init__(self, *args, loss: str = "mse", **kwargs) -> None:
+    def __init__(self, *args, loss: ReconstructionLoss | str = ReconstructionLoss.mse, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(LOSSES)}")
-        self.loss_name = loss
+        if loss not in _LOSS_FUNCTIONS:
+            raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(ReconstructionLoss)}")
+        self.loss_name = ReconstructionLoss(loss)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
@@ -32,7 +43,7 @@ class AutoencoderModule(TrainableModule):
     def reconstruction_loss(self, batch) -> torch.Tensor:
         """Mean reconstruction loss of a batch of images (B, C, H, W) in [0, 1]."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return LOSSES[self.loss_name](self.network(x), x)
+        return _LOSS_FUNCTIONS[self.loss_name](self.network(x), x)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         loss = self.reconstruction_loss(batch)

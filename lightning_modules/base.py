@@ -1,4 +1,4 @@
-"""What both LightningModules share: optimizer/scheduler wiring and learning-rate logging."""
+"""What both LightningModules share: optimizer/scheduler wiring and per-epoch metric means."""
 
 from __future__ import annotations
 
@@ -85,7 +85,3 @@ class TrainableModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_means("test")
-
-    def on_train_epoch_start(self) -> None:
-        # The LR the epoch trains with, at the epoch as step (the schedule steps at epoch end).
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True)

@@ -11,8 +11,8 @@ from lightning_modules.base import TrainableModule
 class ClassifierModule(TrainableModule):
     """Trains a classifier network on (image, label) batches.
 
-    Logs per epoch: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``,
-    ``train/lr``. Arguments as :class:`~lightning_modules.base.TrainableModule`.
+    Logs per epoch: ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc`` (the
+    learning rate is logged by the launcher). Arguments as :class:`~lightning_modules.base.TrainableModule`.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

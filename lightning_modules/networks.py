@@ -12,18 +12,27 @@ knows about training, logging or plots.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 import torch
 from torch import nn
 
-ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "selu": nn.SELU}
+class Activation(StrEnum):
+    """The autoencoders' activation (the reference's ``act`` 0, 1, 2); the config key ``model.act`` takes these names."""
+
+    leaky_relu = "leaky_relu"
+    relu = "relu"
+    selu = "selu"
 
 
-def make_activation(name: str) -> nn.Module:
-    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
-    return ACTIVATIONS[name]()
+_ACTIVATION_MODULES = {Activation.leaky_relu: nn.LeakyReLU, Activation.relu: nn.ReLU, Activation.selu: nn.SELU}
+
+
+def make_activation(name: Activation | str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (an :class:`Activation` or its name)."""
+    if name not in _ACTIVATION_MODULES:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(Activation)}")
+    return _ACTIVATION_MODULES[Activation(name)]()
 
 
 def _same_padding(kernel: int) -> int:
@@ -63,7 +72,7 @@ class ConvAutoencoder(nn.Module):
         decoder_kernels: Sequence[int],
         decoder_strides: Sequence[int],
         z_dim: int = 256,
-        act: str = "leaky_relu",
+        act: Activation | str = Activation.leaky_relu,
     ) -> None:
         super().__init__()
         if not len(encoder_filters) == len(encoder_kernels) == len(encoder_strides):

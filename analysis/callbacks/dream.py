@@ -3,13 +3,12 @@
 :func:`record_dreams` runs the configured modes (``seed``, ``octaves``, ``tiled``) and logs, per mode,
 ``dream/<mode>_<name>/panels.png``, ``final.png`` (full resolution), ``config.yaml`` and the metrics
 ``dream/<mode>/objective_gain`` (+ ``objective_before``/``objective_after``). Shared by :class:`DreamLogger` (end of
-training) and ``latentdream dream RUN_ID``.
+training) and ``latentdream dream RUN_ID``. Every mode is computed before anything is written, so a mode that fails
+leaves no half-logged dream behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +20,12 @@ from typing_extensions import override
 from analysis import dream as dreams
 from analysis import tracking
 from analysis.callbacks.periodic import PeriodicAnalysis
+from analysis.dream import DreamMode, run_dream
+from analysis.eval_mode import eval_mode
 from analysis.plots import dream as plots
+from analysis.settings import DreamSettings, as_plain
 
-
-@dataclass(frozen=True)
-class DreamSettings:
-    """The ``dream`` config section as plain values (keys equal the config keys)."""
-
-    modes: Sequence[str] = ("seed", "octaves", "tiled")
-    image: str | None = None
-    objective: str = "conv3:56"
-    layer_objective: str = "conv3"
-    layers: dict | None = None
-    cycles: int = 4
-    steps: int = 20
-    steps_per_octave: int = 10
-    lr: float | None = None
-    octaves: int = 4
-    octave_scale: float = 1.4
-    max_loss: float | None = None
-    window_stride: int = 14
-    max_side: int = 256
-    tile_batch: int = 256
-    low_pct: float = 1.0
-    high_pct: float = 99.0
-    seed: int = 0
+PANELS = {DreamMode.seed: plots.seed_panels, DreamMode.octaves: plots.octave_panels, DreamMode.tiled: plots.tiled_panels}
 
 
 def load_photo(path: str | None, max_side: int) -> tuple[np.ndarray, str]:
@@ -64,65 +44,35 @@ def load_photo(path: str | None, max_side: int) -> tuple[np.ndarray, str]:
     return image.astype(np.float32), name
 
 
-def run_mode(network: torch.nn.Module, image: np.ndarray, mode: str, s: DreamSettings, progress: bool):
-    """One dream mode with the settings' values (each mode keeps its own default step size when ``lr`` is None)."""
-    lr = {} if s.lr is None else {"lr": s.lr}
-    layers = dict(s.layers) if s.layers else s.layer_objective
-    if mode == "seed":
-        return dreams.dream_seed(network, image, s.objective, cycles=s.cycles, steps=s.steps, low_pct=s.low_pct,
-                                 high_pct=s.high_pct, seed=s.seed, progress=progress, **lr)
-    if mode == "octaves":
-        return dreams.dream_octaves(network, image, layers, octaves=s.octaves, octave_scale=s.octave_scale,
-                                    steps_per_octave=s.steps_per_octave, max_loss=s.max_loss,
-                                    window_stride=s.window_stride, seed=s.seed, progress=progress, **lr)
-    if mode == "tiled":
-        return dreams.dream_tiled(network, image, layers, steps=s.steps, batch_tiles=s.tile_batch, seed=s.seed,
-                                  progress=progress, **lr)
-    raise ValueError(f"unknown dream mode {mode!r}")
-
-
-PANELS = {"seed": plots.seed_panels, "octaves": plots.octave_panels, "tiled": plots.tiled_panels}
-
-
 def record_dreams(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: DreamSettings, step: int, progress: bool = True
 ) -> dict[str, float]:
-    """Dream every mode of ``settings`` on its photo and log the results; returns the logged metrics."""
+    """Dream every mode of ``settings`` on its photo, then log the results; returns the logged metrics."""
     image, name = load_photo(settings.image, settings.max_side)
-    was_training = network.training
-    network.eval()
+    with eval_mode(network):
+        results = {mode: run_dream(network, image, mode, settings, progress) for mode in settings.modes}
+    panels = {mode: PANELS[mode](result) for mode, result in results.items()}
     metrics: dict[str, float] = {}
-    try:
-        for mode in settings.modes:
-            result = run_mode(network, image, mode, settings, progress)
-            folder = f"{tracking.DREAM_DIR}/{mode}_{name}"
-            writer.figure(f"{folder}/panels.png", PANELS[mode](result))
-            writer.image(f"{folder}/final.png", result.image)
-            used = asdict(settings)
-            writer.text(f"{folder}/config.yaml", yaml.safe_dump({**used, "mode": mode, "image_name": name,
-                                                                 "image_shape": list(image.shape)}, sort_keys=True))
-            metrics[f"{tracking.DREAM_DIR}/{mode}/objective_before"] = result.objective_before
-            metrics[f"{tracking.DREAM_DIR}/{mode}/objective_after"] = result.objective_after
-            metrics[f"{tracking.DREAM_DIR}/{mode}/objective_gain"] = result.objective_gain
-    finally:
-        network.train(was_training)
+    for mode, result in results.items():
+        folder = tracking.dream_folder(mode, name)
+        writer.figure(f"{folder}/panels.png", panels[mode])
+        writer.image(f"{folder}/final.png", result.image)
+        used = {**as_plain(settings), "mode": str(mode), "image_name": name, "image_shape": list(image.shape)}
+        writer.text(f"{folder}/config.yaml", yaml.safe_dump(used, sort_keys=True))
+        metrics[tracking.dream_metric(mode, "objective_before")] = result.objective_before
+        metrics[tracking.dream_metric(mode, "objective_after")] = result.objective_after
+        metrics[tracking.dream_metric(mode, "objective_gain")] = result.objective_gain
     writer.metrics(metrics, step=step)
     return metrics
 
 
 class DreamLogger(PeriodicAnalysis):
-    """Dreams with the trained CNN at the end of training and logs the panels into the run.
+    """Dreams with the trained CNN at the end of training (and every ``every_n_epochs`` epochs) into the run.
 
-    :param settings: what to dream (the ``dream`` config section).
-    :raises ValueError: an unknown mode.
+    :param settings: what to dream and when (the ``dream`` config section).
     """
 
-    def __init__(self, settings: DreamSettings) -> None:
-        super().__init__(every_n_epochs=0)
-        unknown = set(settings.modes) - set(PANELS)
-        if unknown:
-            raise ValueError(f"unknown dream modes {sorted(unknown)}; allowed: {', '.join(PANELS)}")
-        self.settings = settings
+    settings: DreamSettings
 
     @override
     def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:

@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import fields
-from typing import Any, TypeVar
-
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import MLFlowLogger
 from typing_extensions import override
 
 from analysis import tracking
+from analysis.settings import PeriodicSettings
 
 
-S = TypeVar("S")
-
-
-def settings_from(cls: type[S], section: Mapping[str, Any]) -> S:
-    """Build a settings dataclass from a config section, keeping the keys it knows (e.g. ``every_n_epochs`` and
-    ``enabled`` belong to the launcher, not to the analysis)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in dict(section).items() if k in names})
+def writer_for(trainer: Trainer) -> tracking.RunWriter | None:
+    """A :class:`~analysis.tracking.RunWriter` for the MLflow run that ``trainer`` logs to, or None where nothing
+    should be written: on ranks other than 0, during the sanity check, or without an MLflow logger (e.g.
+    ``fast_dev_run``)."""
+    if trainer.global_rank != 0 or trainer.sanity_checking:
+        return None
+    for logger in trainer.loggers:
+        if isinstance(logger, MLFlowLogger) and logger.run_id:
+            return tracking.RunWriter(logger.experiment, logger.run_id)
+    return None
 
 
 class PeriodicAnalysis(Callback):
     """Calls :meth:`record` with a writer into the run at the end of training, and after every ``every_n_epochs``-th
     epoch, at most once per epoch; nothing on ranks > 0, in the sanity check, or without an MLflow logger.
 
-    :param every_n_epochs: also record after every n-th training epoch (0: only at the end).
-    :raises ValueError: ``every_n_epochs`` < 0.
+    :param settings: the analysis' settings; their ``every_n_epochs`` (0: only at the end) sets the timing.
     """
 
-    def __init__(self, every_n_epochs: int = 0) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
-        self.every_n_epochs = every_n_epochs
+    def __init__(self, settings: PeriodicSettings) -> None:
+        self.settings = settings
+        self.every_n_epochs = settings.every_n_epochs
         self._last_epoch: int | None = None
 
     @override
@@ -48,7 +46,7 @@ class PeriodicAnalysis(Callback):
         self._maybe_record(trainer, pl_module, max(trainer.current_epoch - 1, 0))
 
     def _maybe_record(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
-        writer = tracking.writer_for(trainer)
+        writer = writer_for(trainer)
         if writer is None or self._last_epoch == epoch:
             return
         self._last_epoch = epoch

@@ -1,7 +1,7 @@
 """DeepDream with the 28×28 MNIST CNN (the reference's "Deep Dreams of a CNN trained on MNIST data").
 
-Three modes, each a pure function of a torch model, a grayscale image (H, W) in [0, 1], an objective spec and
-plain parameters, returning a frozen dataclass of numpy arrays. All use the OIP engine
+Three modes, each a pure function of a torch model, a grayscale image (H, W) in [0, 1] and the ``dream`` settings
+(:class:`analysis.settings.DreamSettings`), returning a frozen dataclass of numpy arrays. All use the OIP engine
 :func:`analysis.oip.ascent.ascend` for the gradient steps.
 
 * :func:`dream_seed` — the reference's recipe: dream at 28×28, upscale, re-add the lost detail, repeat.
@@ -10,20 +10,22 @@ plain parameters, returning a frozen dataclass of numpy arrays. All use the OIP 
 
 Modules: :mod:`~analysis.dream.images` (load, bicubic rescale, detail, contrast stretch),
 :mod:`~analysis.dream.windows` (sliding windows, tiles), :mod:`~analysis.dream.common` (objective specs,
-evaluation, result base), one module per mode. Pure torch/numpy: no Lightning, no MLflow, no files written.
+evaluation, result base), one module per mode, :mod:`~analysis.dream.modes` (the modes by name). Pure
+torch/numpy: no Lightning, no MLflow, no files written.
 """
 
 from analysis.dream.common import DreamResult, evaluate, make_objective, mean_over_windows
 from analysis.dream.images import (MIN_SIDE, contrast_stretch, default_image, detail, downscale, load_image, resize,
                                    to_array, to_tensor, upscale)
+from analysis.dream.modes import DreamMode, run_dream
 from analysis.dream.octaves import OctaveDream, dream_octaves, octave_shapes
 from analysis.dream.seed import SeedDream, dream_seed
 from analysis.dream.tiled import TiledDream, dream_tiled
 from analysis.dream.windows import Windowed, coverage, tiles, untile, window_starts, windows
 
 __all__ = [
-    "MIN_SIDE", "DreamResult", "OctaveDream", "SeedDream", "TiledDream", "Windowed", "contrast_stretch", "coverage",
-    "default_image", "detail", "downscale", "dream_octaves", "dream_seed", "dream_tiled", "evaluate", "load_image",
-    "make_objective", "mean_over_windows", "octave_shapes", "resize", "tiles", "to_array", "to_tensor", "untile",
-    "upscale", "window_starts", "windows",
+    "MIN_SIDE", "DreamMode", "DreamResult", "OctaveDream", "SeedDream", "TiledDream", "Windowed", "contrast_stretch",
+    "coverage", "default_image", "detail", "downscale", "dream_octaves", "dream_seed", "dream_tiled", "evaluate",
+    "load_image", "make_objective", "mean_over_windows", "octave_shapes", "resize", "run_dream", "tiles", "to_array",
+    "to_tensor", "untile", "upscale", "window_starts", "windows",
 ]

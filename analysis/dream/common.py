@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from analysis.dream.images import load_image, to_tensor
+from analysis.eval_mode import eval_mode
 from analysis.oip.hooks import activations
 from analysis.oip.objectives import Objective, parse_objective
 from latentdream.errors import InputError
@@ -52,14 +53,9 @@ def evaluate(model: nn.Module, objective: Objective, x: torch.Tensor, chunk: int
 
     :raises InputError: unknown layer or map index out of range (from the objective and hooks).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            parts = x.split(chunk) if chunk else (x,)
-            return torch.cat([objective(activations(model, part, objective.layers)).detach() for part in parts])
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        parts = x.split(chunk) if chunk else (x,)
+        return torch.cat([objective(activations(model, part, objective.layers)).detach() for part in parts])
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -74,13 +70,6 @@ def image_tensor(image: np.ndarray | torch.Tensor | str | Path, device: torch.de
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy().reshape(image.shape[-2:])
     return to_tensor(load_image(np.asarray(image), gray=True), device)
-
-
-def check_positive(**values: float) -> None:
-    """InputError naming the first of ``values`` that is not > 0."""
-    for key, value in values.items():
-        if not value > 0:
-            raise InputError(f"{key} must be > 0, got {value!r}")
 
 
 def check_non_negative(**values: float) -> None:

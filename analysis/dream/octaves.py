@@ -12,19 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negative, check_positive, evaluate,
-                                   image_tensor, make_objective, mean_over_windows, model_device)
+from analysis.dream.common import (DreamResult, check_non_negative, evaluate, image_tensor, make_objective,
+                                   mean_over_windows, model_device)
 from analysis.dream.images import MIN_SIDE, resize, to_array
 from analysis.dream.windows import Windowed
 from analysis.oip.ascent import ascend
 from analysis.oip.transforms import jitter as make_jitter
-from latentdream.errors import InputError
+
+if TYPE_CHECKING:
+    from analysis.settings import DreamSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,48 +60,41 @@ def octave_shapes(shape: tuple[int, int], octaves: int, scale: float, min_side: 
     return out
 
 
+OCTAVES_LR = 0.005  # the octave mode's step size when ``dream.lr`` is null, in units of the mean |gradient|
+
+
 def dream_octaves(
     model: nn.Module,
     image: np.ndarray | str | Path,
-    objective: ObjectiveSpec = "conv3",
+    settings: DreamSettings,
     *,
-    octaves: int = 4,
-    octave_scale: float = 1.4,
-    steps_per_octave: int = 10,
-    lr: float = 0.005,
     jitter: int = 4,
-    max_loss: float | None = None,
-    window_stride: int = 14,
     clip: tuple[float, float] | None = (0.0, 1.0),
-    seed: int = 0,
     progress: bool = False,
 ) -> OctaveDream:
     """Classical DeepDream of ``image`` with a 28×28 CNN applied in sliding windows at every octave.
 
+    ``settings`` gives the objective (``layer_target``: ``"conv3"``, ``{"conv2": 0.5, "conv3": 1.0}`` or
+    ``"conv3:56"``), ``octaves`` (pyramid levels; those below 28 px are skipped, see :func:`octave_shapes`),
+    ``octave_scale`` (size ratio of neighbouring octaves; DeepDream uses 1.3–1.4), ``steps_per_octave`` normalised
+    ascent steps ``x += lr · g / mean|g|`` (``lr`` null: :data:`OCTAVES_LR`), ``max_loss`` (stop an octave's ascent
+    once the objective exceeds it, as Chollet's DeepDream does to keep the image from turning into pure pattern),
+    ``window_stride`` (px between the 28×28 windows; the last is aligned to the border) and ``seed`` (the jitter).
+
     :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= 28.
-    :param objective: ``"conv3"``, a weighted set ``{"conv2": 0.5, "conv3": 1.0}``, ``"conv3:56"`` or an Objective.
-    :param octaves: pyramid levels (>= 1); those below 28 px are skipped (see :func:`octave_shapes`).
-    :param octave_scale: size ratio of neighbouring octaves (> 1; DeepDream uses 1.3–1.4).
-    :param steps_per_octave: normalised ascent steps per octave: ``x += lr · g / mean|g|``.
     :param jitter: random roll of up to ± ``jitter`` px before each forward pass (gradient rolled back).
-    :param max_loss: stop an octave's ascent once the objective exceeds this (None: never), as Chollet's
-        DeepDream does to keep the image from turning into pure pattern.
-    :param window_stride: stride of the 28×28 windows (px); the last window is aligned to the border.
     :param clip: clamp to [lo, hi] after every step (None: no clamp); the output is clipped to [0, 1] anyway.
-    :raises InputError: bad image, unknown layer, map out of range, bad numbers.
+    :raises InputError: bad image, unknown layer, map out of range.
     """
-    if octaves < 1:
-        raise InputError(f"octaves must be >= 1, got {octaves}")
-    if not octave_scale > 1:
-        raise InputError(f"octave_scale must be > 1, got {octave_scale}")
-    check_non_negative(steps_per_octave=steps_per_octave, jitter=jitter)
-    check_positive(lr=lr, window_stride=window_stride)
+    s = settings
+    lr = OCTAVES_LR if s.lr is None else s.lr
+    check_non_negative(jitter=jitter)
     x = image_tensor(image, model_device(model))
-    net = Windowed(model, MIN_SIDE, window_stride)
-    objective = mean_over_windows(make_objective(objective))
+    net = Windowed(model, MIN_SIDE, s.window_stride)
+    objective = mean_over_windows(make_objective(s.layer_target))
     before = float(evaluate(net, objective, x)[0])
-    shapes = octave_shapes(tuple(x.shape[-2:]), octaves, octave_scale)
-    transforms = make_jitter(jitter, torch.Generator().manual_seed(seed))
+    shapes = octave_shapes(tuple(x.shape[-2:]), s.octaves, s.octave_scale)
+    transforms = make_jitter(jitter, torch.Generator().manual_seed(s.seed))
 
     img = base = resize(x, shapes[0])
     results, history, capped = [], [], []
@@ -107,7 +103,7 @@ def dream_octaves(
             new_base = resize(x, shape)
             img = resize(img, shape) + (new_base - resize(base, shape))  # re-inject the detail octave k adds
             base = new_base
-        img, hist, hit_cap = _ascend_capped(net, objective, img, steps_per_octave, max_loss, lr=lr,
+        img, hist, hit_cap = _ascend_capped(net, objective, img, s.steps_per_octave, s.max_loss, lr=lr,
                                             transforms=transforms, clip=clip)
         results.append(img)
         history.append(hist)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negative, check_positive, evaluate,
-                                   image_tensor, make_objective, model_device)
+from analysis.dream.common import (DreamResult, check_non_negative, evaluate, image_tensor, make_objective,
+                                   model_device)
 from analysis.dream.images import MIN_SIDE, contrast_stretch, detail, downscale, to_array, upscale
 from analysis.oip.ascent import ascend
 from analysis.oip.transforms import jitter as make_jitter
-from latentdream.errors import InputError
+
+if TYPE_CHECKING:
+    from analysis.settings import DreamSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,48 +43,43 @@ class SeedDream(DreamResult):
     cycle_images: np.ndarray
 
 
+SEED_LR = 0.003  # the seed mode's step size when ``dream.lr`` is null, in units of the mean |gradient|
+
+
 def dream_seed(
     model: nn.Module,
     image: np.ndarray | str | Path,
-    objective: ObjectiveSpec = "conv3:56",
+    settings: DreamSettings,
     *,
-    cycles: int = 4,
-    steps: int = 20,
-    lr: float = 0.003,
     optimizer: str = "normalized",
     jitter: int = 0,
     clip: tuple[float, float] | None = None,
-    low_pct: float = 1.0,
-    high_pct: float = 99.0,
-    seed: int = 0,
     progress: bool = False,
 ) -> SeedDream:
-    """Dream ``objective`` into ``image`` at the CNN's 28×28 resolution, keeping the photo's fine detail.
+    """Dream ``settings.objective`` into ``image`` at the CNN's 28×28 resolution, keeping the photo's fine detail.
+
+    ``settings`` gives ``objective`` (``"conv3:56"``, ``"conv3"``), ``cycles`` (downscale → ascend → upscale + detail
+    rounds), ``steps`` per cycle (0 switches the ascent off: the output is the input), ``lr`` (null:
+    :data:`SEED_LR`; for ``"normalized"`` in units of the mean |gradient| per step, pixel values are 0..1),
+    ``low_pct``/``high_pct`` (percentiles mapped to 0 and 1 by the final contrast stretch) and ``seed`` (the jitter).
 
     :param model: a CNN with 28×28 inputs (e.g. ``MnistCNN``); runs on its own device, left unchanged.
     :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= 28.
-    :param objective: ``"conv3:56"``, ``"conv3"``, ``{"conv2": 0.5, "conv3": 1.0}`` or an ``Objective``.
-    :param cycles: downscale → ascend → upscale + detail rounds (>= 1).
-    :param steps: ascent steps per cycle (0 switches the ascent off: the output is the input).
-    :param lr: step size; for ``"normalized"`` in units of the mean |gradient| per step (pixel values are 0..1).
     :param optimizer: ``"normalized"`` (the reference's normalised-gradient OIP loop) or ``"adam"``.
     :param jitter: random roll of up to ± ``jitter`` px before each forward pass (0: none, as the reference).
     :param clip: clamp the 28×28 image to [lo, hi] after each step (None: no clamp, as the reference).
-    :param low_pct, high_pct: percentiles mapped to 0 and 1 by the final contrast stretch.
-    :param seed: seeds the jitter.
-    :raises InputError: bad image, unknown layer, map index out of range, cycles < 1, steps < 0, lr <= 0.
+    :raises InputError: bad image, unknown layer, map index out of range.
     """
-    if cycles < 1:
-        raise InputError(f"cycles must be >= 1, got {cycles}")
-    check_non_negative(steps=steps, jitter=jitter)
-    check_positive(lr=lr)
-    objective = make_objective(objective)
+    cycles, steps = settings.cycles, settings.steps
+    lr = SEED_LR if settings.lr is None else settings.lr
+    check_non_negative(jitter=jitter)
+    objective = make_objective(settings.objective)
     x = image_tensor(image, model_device(model))
     shape = tuple(x.shape[-2:])
     lost = detail(x, MIN_SIDE)
     small = downscale(x, MIN_SIDE)
     before = float(evaluate(model, objective, small)[0])  # also validates layer and map before any work
-    transforms = make_jitter(jitter, torch.Generator().manual_seed(seed)) if jitter else None
+    transforms = make_jitter(jitter, torch.Generator().manual_seed(settings.seed)) if jitter else None
 
     dreams = []
     full = x
@@ -101,6 +99,6 @@ def dream_seed(
         objective_after=after,
         dream28=to_array(dreams[-1]),
         upscaled=to_array(upscale(dreams[-1], shape)),
-        stretched=contrast_stretch(to_array(full), low_pct, high_pct),
+        stretched=contrast_stretch(to_array(full), settings.low_pct, settings.high_pct),
         cycle_images=to_array(torch.cat(dreams)).reshape(cycles, MIN_SIDE, MIN_SIDE),
     )

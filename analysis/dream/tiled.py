@@ -15,18 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, ObjectiveSpec, check_non_negative, check_positive, evaluate,
-                                   image_tensor, make_objective, model_device)
+from analysis.dream.common import DreamResult, evaluate, image_tensor, make_objective, model_device
 from analysis.dream.images import MIN_SIDE, to_array
 from analysis.dream.windows import tiles, untile
 from analysis.oip.ascent import ascend
 from latentdream.errors import InputError
+
+if TYPE_CHECKING:
+    from analysis.settings import DreamSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,47 +46,47 @@ class TiledDream(DreamResult):
     n_tiles: int
 
 
+TILED_LR = 0.01  # the tiled mode's step size when ``dream.lr`` is null, in units of the tile's mean |gradient|
+
+
 def dream_tiled(
     model: nn.Module,
     image: np.ndarray | str | Path,
-    objective: ObjectiveSpec = "conv3",
+    settings: DreamSettings,
     *,
-    steps: int = 20,
-    lr: float = 0.01,
     tile: int = MIN_SIDE,
-    batch_tiles: int = 256,
     batched: bool = True,
     roll: bool = True,
     clip: tuple[float, float] | None = (0.0, 1.0),
-    seed: int = 0,
     progress: bool = False,
 ) -> TiledDream:
-    """Dream ``objective`` into every ``tile``×``tile`` tile of ``image``, with a random tiling offset per step.
+    """Dream ``settings.layer_target`` into every ``tile``×``tile`` tile of ``image``, with a random tiling offset per
+    step.
+
+    ``settings`` gives the objective (``layer_target``: ``"conv3"``, ``"conv3:56"``, ``{"conv2": 0.5, "conv3": 1.0}``),
+    ``steps`` (each tile gets one normalised step per step; 0 returns the image unchanged), ``lr`` (null:
+    :data:`TILED_LR`, in units of the tile's mean |gradient|), ``tile_batch`` (tiles per engine call; bounds the
+    memory of the forward/backward pass) and ``seed`` (the offsets).
 
     :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= ``tile``.
-    :param objective: ``"conv3"``, ``"conv3:56"``, ``{"conv2": 0.5, "conv3": 1.0}`` or an Objective.
-    :param steps: ascent steps (each tile gets one per step); 0 returns the image unchanged.
-    :param lr: normalised step size, in units of the tile's mean |gradient|.
     :param tile: tile side in px (the CNN's input side, 28).
-    :param batch_tiles: tiles per engine call; bounds the memory of the forward/backward pass.
     :param batched: False processes one tile at a time (same result, slower; for benchmarks).
     :param roll: shift the tiling at random each step (False: fixed tiling, which leaves seams).
     :param clip: clamp to [lo, hi] after every step (None: no clamp); the output is clipped to [0, 1] anyway.
-    :param seed: seeds the offsets.
-    :raises InputError: bad image, unknown layer, map out of range, bad numbers.
+    :raises InputError: bad image, unknown layer, map out of range, tile < 8.
     """
-    check_non_negative(steps=steps)
-    check_positive(lr=lr, batch_tiles=batch_tiles)
+    s = settings
+    steps, lr = s.steps, TILED_LR if s.lr is None else s.lr
     if tile < 8:
         raise InputError(f"tile must be >= 8 px, got {tile}")
-    objective = make_objective(objective)
+    objective = make_objective(s.layer_target)
     x = image_tensor(image, model_device(model))
     if min(x.shape[-2:]) < tile:
         raise InputError(f"image is {x.shape[-2]}×{x.shape[-1]} px; tiles of {tile} px need at least {tile}×{tile}")
     shape = tuple(x.shape[-2:])
-    chunk = int(batch_tiles) if batched else 1
+    chunk = int(s.tile_batch) if batched else 1
     before = float(evaluate(model, objective, tiles(x, tile), chunk).mean())
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(s.seed)
 
     img, history, offsets = x, [], []
     for _ in tqdm(range(steps), desc="tiled dream", disable=None if progress else True, leave=False):

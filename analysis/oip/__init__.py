@@ -10,15 +10,16 @@
 Pure torch/numpy: no Lightning, no MLflow, no files.
 """
 
-from analysis.oip.ascent import AscentResult, ascend
+from analysis.oip.ascent import AscentOptimizer, AscentResult, ascend
 from analysis.oip.hooks import activations, capture, conv_layer_names, map_count
-from analysis.oip.objectives import Objective, batch_channels, channel, layer, parse_objective
-from analysis.oip.params import INITS, fluctuations, make_init, pixel_image, uniform_noise
-from analysis.oip.render import OIPResult, oip_table, render_oips
+from analysis.oip.objectives import Objective, batch_channels, channel, layer, parse_objective, parse_target
+from analysis.oip.params import Init, fluctuations, make_init, pixel_image, uniform_noise
+from analysis.oip.render import OIPResult, oip_table, render_all, render_oips
 from analysis.oip.transforms import blur, clip, compose, jitter
 
 __all__ = [
-    "INITS", "AscentResult", "OIPResult", "Objective", "activations", "ascend", "batch_channels", "blur", "capture",
-    "channel", "clip", "compose", "conv_layer_names", "fluctuations", "jitter", "layer", "make_init", "map_count",
-    "oip_table", "parse_objective", "pixel_image", "render_oips", "uniform_noise",
+    "AscentOptimizer", "AscentResult", "Init", "OIPResult", "Objective", "activations", "ascend", "batch_channels",
+    "blur", "capture", "channel", "clip", "compose", "conv_layer_names", "fluctuations", "jitter", "layer",
+    "make_init", "map_count", "oip_table", "parse_objective", "parse_target", "pixel_image", "render_all",
+    "render_oips", "uniform_noise",
 ]

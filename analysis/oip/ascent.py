@@ -10,17 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from analysis.eval_mode import eval_mode
 from analysis.oip.hooks import activations
 from analysis.oip.objectives import Objective, parse_objective
 from analysis.oip.params import pixel_image
 from analysis.oip.transforms import blur as make_blur
 
-OPTIMIZERS = ("adam", "normalized")
+
+
+class AscentOptimizer(StrEnum):
+    """How :func:`ascend` steps (config key ``oip.optimizer``): Adam, or DeepDream's normalised gradient."""
+
+    adam = "adam"
+    normalized = "normalized"
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ def ascend(
     *,
     steps: int,
     lr: float,
-    optimizer: str = "adam",
+    optimizer: AscentOptimizer | str = AscentOptimizer.adam,
     transforms: Callable[[torch.Tensor], torch.Tensor] | None = None,
     l2_decay: float = 0.0,
     blur_every: int = 0,
@@ -96,8 +104,8 @@ def ascend(
     layers = list(layers if layers is not None else getattr(objective, "layers", ()))
     if not layers:
         raise ValueError("ascend needs the layer names to hook: pass an Objective or layers=[...]")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if optimizer not in [o.value for o in AscentOptimizer]:
+        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(AscentOptimizer)}")
     if steps < 0 or blur_every < 0:
         raise ValueError(f"steps and blur_every must be >= 0, got {steps} and {blur_every}")
     if image.ndim != 4:
@@ -107,14 +115,12 @@ def ascend(
     params, image_fn = pixel_image(image.to(device))
     x = params[0]
     batch = x.shape[0]
-    adam = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else None
+    adam = torch.optim.Adam(params, lr=lr) if optimizer == AscentOptimizer.adam else None
     blur_fn = make_blur(blur_sigma) if blur_every else None
     history = torch.empty(steps, batch, device=device)
     grad_abs = torch.zeros(batch, device=device)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         initial = _evaluate(model, objective, image_fn(), layers) if measure or not steps else None
         if initial is not None and initial.shape != (batch,):
             raise ValueError(f"the objective must return shape ({batch},), got {tuple(initial.shape)}")
@@ -142,6 +148,4 @@ def ascend(
             final = _evaluate(model, objective, image_fn(), layers)
         else:
             initial, final = history[0].clone(), history[-1].clone()
-    finally:
-        model.train(was_training)
     return AscentResult(x.detach().clone(), initial, final, history, grad_abs)

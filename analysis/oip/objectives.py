@@ -170,16 +170,23 @@ def layer(layer: str, weight: float = 1.0, *, squared: bool = False, rectify: bo
     return Objective(fn, [name], f"{weight:g} * {name}" + ("²" if squared else "") + (" (relu)" if rectify else ""))
 
 
+def parse_target(spec: str) -> tuple[str, int | None]:
+    """The one reader of a ``"layer:map"`` string: ``"conv3:56"`` → ``("conv3", 56)``, ``"conv3"`` → ``("conv3", None)``.
+
+    :raises InputError: empty, or a map part that is not a whole number >= 0.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"objective {spec!r} is not 'layer' or 'layer:map', e.g. 'conv3' or 'conv3:56'")
+    name, sep, index = (part.strip() for part in spec.partition(":"))
+    if not name or (sep and not index.isdigit()):
+        raise InputError(f"objective {spec!r} is not 'layer' or 'layer:map' with a map index >= 0, e.g. 'conv3:56'")
+    return name, int(index) if sep else None
+
+
 def parse_objective(spec: str) -> Objective:
     """``"conv3:56"`` → :func:`channel` ("conv3", 56); ``"conv3"`` → :func:`layer` ("conv3").
 
     Whether the layer exists and the index is in range is checked against the model when the objective is used.
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise InputError(f"objective {spec!r} is not 'layer' or 'layer:map', e.g. 'conv3' or 'conv3:56'")
-    name, sep, index = (part.strip() for part in spec.partition(":"))
-    if not sep:
-        return layer(name)
-    if not name or not index.isdigit():
-        raise InputError(f"objective {spec!r} is not 'layer' or 'layer:map' with a map index >= 0, e.g. 'conv3:56'")
-    return channel(name, int(index))
+    name, index = parse_target(spec)
+    return layer(name) if index is None else channel(name, index)

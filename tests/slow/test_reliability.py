@@ -21,7 +21,7 @@ import torch
 
 from analysis import tracking
 from experiments.config import load_experiment
-from experiments.lifecycle import LAST_CHECKPOINT
+from experiments.store import LAST_CHECKPOINT
 from latentdream.errors import NonFiniteLossError
 from experiments.train import train
 from latentdream.errors import InputError

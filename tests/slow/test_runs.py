@@ -19,7 +19,8 @@ import yaml
 
 from analysis import latent_stats as ls
 from analysis import tracking
-from experiments import runs
+from analysis.settings import LatentSettings
+from experiments import runs, store
 from experiments.config import load_experiment
 from experiments.train import train
 from latentdream.errors import InputError
@@ -55,17 +56,17 @@ def cnn_store(tmp_path_factory):
         rng = np.random.default_rng(i)
         writer.npz("oip/conv1_random.npz", patterns=rng.random((4, 28, 28)).astype(np.float32),
                    initial=np.zeros(4), final=np.ones(4), dead=np.array([False, False, i == 1, False]))
-    ae_exp = tracking.experiment_id_for(client, "ae_fake", str(path / "mlruns"))
+    ae_exp = store.experiment_id_for(client, "ae_fake", str(path / "mlruns"))
     ae_ids = []
     for i, scale in enumerate((1.0, 2.5)):
         run = client.create_run(ae_exp, tags={tracking.TAG_KIND: "autoencoder"})
         z = np.random.default_rng(i).normal(0, 1, (400, 6)) * np.array([scale, 0.1, 2.0, 0.1, 1.0, 0.1])
-        report = ls.analyze_latents(z, n_bins=30, value_range=(-8, 8), b_values=(1.0, 3.0), k_values=(1.5, 3.0),
-                                    n_random=2000, radius_n_random=200, seed=0)
+        settings = LatentSettings(n_bins=30, range=[-8.0, 8.0], b=[1.0, 3.0], k=[1.5, 3.0], n_random=2000)
+        report = ls.analyze_latents(z, settings)
         writer = tracking.RunWriter(client, run.info.run_id)
-        writer.npz("latent/histograms.npz", edges=report.edges, counts=report.counts.astype(np.int64))
-        writer.table("latent/components.csv", report.components)
-        writer.table("latent/hit_rates.csv", report.hits)
+        writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
+        writer.table(tracking.LATENT_COMPONENTS, report.components)
+        writer.table(tracking.LATENT_HIT_RATES, report.hits)
         client.log_param(run.info.run_id, "model.latent_dim", str(6 + i))
         client.log_metric(run.info.run_id, tracking.VAL_LOSS, 0.1 * (i + 1))
         client.set_terminated(run.info.run_id, "FINISHED")
@@ -188,7 +189,7 @@ def test_mlflow_run_train_entry_point_makes_one_finished_run(tmp_path):
 
 def test_tracking_server_round_trip_over_http(tmp_path):
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "served", tmp_path / "server.log") as url:
-        runs.check_tracking_reachable(url)
+        store.check_reachable(url)
         cfg = load_experiment("cnn_mnist_bundled", [*LEAN, "tracking.log_model=false", f"tracking.tracking_uri={url}",
                                                     f"tracking.checkpoint_dir={tmp_path / 'ck'}",
                                                     "tracking.system_metrics=false", "trainer.enable_progress_bar=false"])

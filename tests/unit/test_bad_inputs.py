@@ -8,7 +8,10 @@ Cases run in-process through ``experiments.cli.main``; the store holds a FINISHE
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -138,25 +141,12 @@ def test_there_are_at_least_15_cases():
     assert len(CASES) >= 15
 
 
-def test_resume_refuses_changed_params_and_records_the_allowed_ones():
-    from experiments.lifecycle import compare_params
-    from latentdream.errors import InputError
-
-    old = {"optim.lr": "0.01", "trainer.max_epochs": "3", "resume": "None"}
-    changed, added = compare_params(old, {**old, "trainer.max_epochs": "5", "resume": "last", "new.key": "1"})
-    assert changed == {"trainer.max_epochs": "5", "resume": "last"} and added == {"new.key": "1"}
-    with pytest.raises(InputError, match=r"^optim\.lr='0\.5' differs from the resumed run's '0\.01'"):
-        compare_params(old, {**old, "optim.lr": "0.5"})
-
-
-def test_only_a_launched_ddp_rank_above_zero_joins_the_parents_run(monkeypatch):
-    from experiments.lifecycle import RUN_ID_ENV, ddp_worker_run_id
-
-    monkeypatch.delenv("NODE_RANK", raising=False)
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    monkeypatch.delenv(RUN_ID_ENV, raising=False)
-    assert ddp_worker_run_id() is None  # a stray LOCAL_RANK alone never suppresses a run
-    monkeypatch.setenv(RUN_ID_ENV, "abc")
-    assert ddp_worker_run_id() == "abc"
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    assert ddp_worker_run_id() is None  # rank 0 owns the run
+def test_console_script_exits_2_without_traceback(tmp_path):
+    script = Path(sys.executable).with_name("latentdream")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "experiments.cli"]
+    proc = subprocess.run([*cmd, "train", "no_such_experiment"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": ""}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "unknown experiment 'no_such_experiment'" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()

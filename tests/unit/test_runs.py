@@ -14,7 +14,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from analysis.plots import compare as plots
-from experiments import runs
+from experiments import runs, store
 from latentdream.errors import InputError
 from tests.ui import free_port
 
@@ -24,7 +24,7 @@ def test_closed_port_fails_fast_with_one_clear_line():
     uri = f"http://127.0.0.1:{free_port()}"
     start = time.monotonic()
     with pytest.raises(InputError, match=rf"^tracking server {uri} is not reachable: .*refused"):
-        runs.check_tracking_reachable(uri, timeout=5)
+        store.check_reachable(uri, timeout=5)
     assert time.monotonic() - start < 2
 
 
@@ -45,7 +45,7 @@ def test_silent_server_times_out_after_the_timeout():
         uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
         start = time.monotonic()
         with pytest.raises(InputError, match="not reachable: .*timed out"):
-            runs.check_tracking_reachable(uri, timeout=0.5)
+            store.check_reachable(uri, timeout=0.5)
         assert 0.4 < time.monotonic() - start < 3
 
 
@@ -61,16 +61,16 @@ def test_any_http_answer_counts_as_reachable_and_local_stores_pass():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        runs.check_tracking_reachable(f"http://127.0.0.1:{server.server_port}/", timeout=2)
+        store.check_reachable(f"http://127.0.0.1:{server.server_port}/", timeout=2)
     finally:
         server.shutdown()
         server.server_close()
-    runs.check_tracking_reachable("sqlite:////nonexistent/mlflow.db")  # nothing to reach: no error
+    store.check_reachable("sqlite:////nonexistent/mlflow.db")  # nothing to reach: no error
 
 
 def test_fail_fast_env_keeps_what_the_user_set():
     env = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
-    runs.apply_http_fail_fast(env)
+    store.apply_http_fail_fast(env)
     assert env["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"
     assert env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
 
@@ -190,7 +190,7 @@ class FakeClient:
     (["a1", "a1"], "at least 2 different run ids; got 1"),
     (["a1", "nope"], "run 'nope' does not exist in sqlite:///x.db"),
     (["a1", "c1"], r"cannot compare runs of different kinds \(a1=autoencoder, c1=classifier\)"),
-    (["a1", "x1"], "run x1 is a comparison run; only autoencoder or classifier runs can be compared"),
+    (["a1", "x1"], "run x1 is a comparison run; this needs an autoencoder or a classifier run"),
     (["a1", "n1"], "run n1 is a non-latentdream run"),
 ])
 def test_compare_rejects_bad_input_before_writing(ids, message):

@@ -1,0 +1,336 @@
+"""Where runs live, and how a run is opened, resumed and ended.
+
+* Store defaults: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/mlflow.db`` with artifacts under ``<cwd>/mlruns``.
+* :func:`check_reachable`: fail within seconds, with one line, when a tracking server does not answer (MLflow's own
+  client retries for minutes); :func:`apply_http_fail_fast` makes MLflow's retries short as well.
+* Concurrent local stores: :func:`store_lock` (a fresh store is migrated by one process), :func:`enable_wal`,
+  :func:`with_retries` (sqlite's "database is locked").
+* Finding runs: :func:`find_run` (by id, of a kind), :func:`experiment_id_for` (created if missing).
+* Ending runs: :func:`ended` — FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED with tag ``failure_reason``.
+* Resuming runs: :func:`plan_resume` checks everything before anything is written.
+
+Launcher glue: imports MLflow, never Lightning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import signal
+import sqlite3
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from analysis import tracking
+from latentdream.errors import InputError
+
+T = TypeVar("T")
+
+LAST_CHECKPOINT = "last.ckpt"  # <checkpoint_dir>/<run id>/last.ckpt: a run's resume point
+
+# Client settings that make an unreachable server fail in seconds instead of minutes (MLflow's defaults: 7 retries,
+# backoff factor 2, 120 s per request). A couple of retries still ride out a brief blip during a long training.
+HTTP_FAIL_FAST_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+# --- where runs live ---------------------------------------------------------------------------------------------
+def default_tracking_uri(base: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs base>/mlflow.db`` (base: current directory)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(base or Path.cwd()).resolve() / 'mlflow.db'}"
+
+
+def default_artifact_root(tracking_uri: str, base: Path | None = None) -> str | None:
+    """Artifacts go to ``<base>/mlruns`` for a local sqlite store; a tracking server decides for itself (None)."""
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return None
+    return str((base or Path.cwd()).resolve() / "mlruns")
+
+
+def apply_http_fail_fast(environ: dict | None = None) -> None:
+    """Put :data:`HTTP_FAIL_FAST_ENV` into ``environ`` (default ``os.environ``) where the user has not set them."""
+    env = os.environ if environ is None else environ
+    for key, value in HTTP_FAIL_FAST_ENV.items():
+        env.setdefault(key, value)
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`InputError` unless the tracking server at ``uri`` answers within ``timeout`` seconds.
+
+    Only ``http(s)://`` URIs are checked (``GET <uri>/health``); any HTTP answer, even 401 or 404, counts as
+    reachable — the server is there, and MLflow's own error will say what is wrong. Local stores pass.
+    """
+    if urlsplit(uri).scheme not in ("http", "https"):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as err:  # refused, DNS failure, timeout (TimeoutError is an OSError)
+        reason = getattr(err, "reason", None) or err
+        raise InputError(f"tracking server {uri} is not reachable: {reason}") from None
+
+
+def client_for(tracking_uri: str | None = None) -> tuple[str, Any]:
+    """``(uri, MlflowClient)`` for ``tracking_uri`` (default: :func:`default_tracking_uri`), checked reachable."""
+    import mlflow
+
+    uri = tracking_uri or default_tracking_uri()
+    check_reachable(uri)
+    return uri, mlflow.MlflowClient(uri)
+
+
+# --- concurrent local stores -------------------------------------------------------------------------------------
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` for a local sqlite store (no-op otherwise).
+
+    Several processes creating one fresh store at once race in MLflow's schema migration; under this lock the
+    first creates it and the others find it ready.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def enable_wal(uri: str) -> None:
+    """Switch a local sqlite store to write-ahead logging (persistent in the file): readers then never block the
+    writer, so concurrent runs wait much less for ``database is locked``."""
+    path = sqlite_path(uri)
+    if path is None or not path.is_file():
+        return
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as con:
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            con.execute("PRAGMA journal_mode=WAL")
+
+
+def _is_locked(err: BaseException) -> bool:
+    text = str(err).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def with_retries(fn: Callable[..., T], *args: Any, attempts: int = 8, base_delay: float = 0.2, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried with jittered exponential backoff while sqlite reports it is locked."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # noqa: BLE001 - MLflow wraps sqlite's OperationalError in its own exceptions
+            if attempt == attempts - 1 or not _is_locked(err):
+                raise
+            time.sleep(base_delay * 2**attempt * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+# --- finding runs and experiments ---------------------------------------------------------------------------------
+def experiment_id_for(client: Any, name: str, artifact_root: str | None) -> str:
+    """Id of experiment ``name``, created (with artifacts under ``artifact_root/<name>``) if missing.
+
+    Two processes may create it at once; the loser of that race reads the winner's.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = Path(artifact_root, name).as_uri() if artifact_root else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # noqa: BLE001 - RESOURCE_ALREADY_EXISTS from a concurrent creator
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def find_run(client: Any, uri: str, run_id: str, kinds: tuple[str, ...] | None = None) -> Any:
+    """The run ``run_id``, which must exist, not be deleted, and (with ``kinds``) carry one of those ``kind`` tags.
+
+    :raises InputError: unknown or deleted run, or a run of another kind.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise InputError(f"run {run_id!r} does not exist in {uri}") from None
+    if run.info.lifecycle_stage == "deleted":
+        raise InputError(f"run {run_id} is deleted; restore it (mlflow runs restore) or leave it out")
+    kind = run.data.tags.get(tracking.TAG_KIND)
+    if kinds is not None and kind not in kinds:
+        raise InputError(f"run {run_id} is {_a(kind or 'non-latentdream')} run; "
+                         f"this needs {' or '.join(_a(k) for k in kinds)} run")
+    return run
+
+
+# --- ending runs -------------------------------------------------------------------------------------------------
+class RunInterrupted(SystemExit):
+    """A run was stopped by Ctrl-C (exit code 130) or SIGTERM (143) and marked KILLED.
+
+    A :class:`SystemExit`, so that an uncaught one ends the process with that code and no traceback, and
+    ``except Exception`` blocks do not swallow it.
+    """
+
+    def __init__(self, signum: int, run_id: str, checkpoint: Path | None) -> None:
+        super().__init__(128 + int(signum))
+        self.signum, self.run_id, self.checkpoint = int(signum), run_id, checkpoint
+        where = f"; last checkpoint {checkpoint}" if checkpoint else "; no epoch was completed"
+        self.message = (f"run {run_id} interrupted by {signal.Signals(signum).name} and marked KILLED{where}; "
+                        f"continue it with resume={run_id}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def failure_reason(err: BaseException) -> str:
+    """The ``failure_reason`` tag of a run that ``err`` ended: ``"<Type>: <message>"``, at most 5,000 characters."""
+    return f"{type(err).__name__}: {err}"[:5000]
+
+
+@contextlib.contextmanager
+def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> Iterator[None]:
+    """End run ``run_id`` when the block exits: FINISHED; KILLED after Ctrl-C or :class:`RunInterrupted`; FAILED,
+    with the tag ``failure_reason``, after any other error (which is re-raised).
+
+    :param end: ``end(status)`` ends the run (default ``client.set_terminated``; the launcher passes
+        ``mlflow.end_run``, which also stops the system-metrics monitor of its active run).
+    """
+    end = end or (lambda status: client.set_terminated(run_id, status))
+    try:
+        yield
+    except (KeyboardInterrupt, RunInterrupted):
+        with_retries(end, "KILLED")
+        raise
+    except BaseException as err:
+        with_retries(client.set_tag, run_id, tracking.TAG_FAILURE, failure_reason(err))
+        with_retries(end, "FAILED")
+        raise
+    with_retries(end, "FINISHED")
+
+
+# --- resuming runs -----------------------------------------------------------------------------------------------
+RESUMABLE_KEYS = frozenset({
+    "resume",
+    "trainer.max_epochs",
+    "trainer.enable_progress_bar",
+    "trainer.sleep_per_batch",
+    "trainer.inject_nan_at_step",
+    "tracking.system_metrics",
+    "tracking.log_model",
+})
+"""Config keys that may differ between a run and its resumption: they do not change what the finished epochs
+mean. Their new values are recorded as ``resume.<key>`` tags (MLflow params are immutable)."""
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What resuming a run needs: the run, its checkpoint, the changed keys and the metric steps already logged."""
+
+    run_id: str
+    checkpoint: Path | None
+    changed: dict[str, str]
+    new_params: dict[str, str]
+    logged_steps: dict[str, frozenset[int]] = field(default_factory=dict)
+
+
+def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split the differences between a run's params and a new flattened config.
+
+    :returns: (changed allowed keys → new value, keys missing from the run → value).
+    :raises InputError: a key outside :data:`RESUMABLE_KEYS` has a different value.
+    """
+    changed, added = {}, {}
+    for key, value in new.items():
+        if key not in old:
+            added[key] = value
+        elif old[key] != value:
+            if key not in RESUMABLE_KEYS:
+                raise InputError(f"{key}={value!r} differs from the resumed run's {old[key]!r}; a resumed run keeps "
+                                 f"its config (only {', '.join(sorted(RESUMABLE_KEYS))} may change)")
+            changed[key] = value
+    return changed, added
+
+
+def find_run_to_resume(client: Any, experiment_id: str, resume: str) -> Any:
+    """The run named by ``resume``: a run id, or ``last`` = the newest run of the experiment not FINISHED.
+
+    :raises InputError: no such run, a run of another experiment, or a FINISHED run.
+    """
+    if resume == "last":
+        runs = client.search_runs([experiment_id], filter_string="attributes.status != 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            raise InputError("resume=last: this experiment has no killed, failed or unfinished run to resume")
+        return runs[0]
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(resume)
+    except MlflowException:
+        raise InputError(f"resume={resume!r}: no such run in this store; give a run id or 'last'") from None
+    if run.info.experiment_id != experiment_id:
+        raise InputError(f"resume={resume!r}: the run belongs to another experiment (id {run.info.experiment_id})")
+    if run.info.status == "FINISHED":
+        raise InputError(f"resume={resume!r}: the run is FINISHED; only killed, failed or unfinished runs resume")
+    return run
+
+
+def logged_steps(client: Any, run: Any) -> dict[str, frozenset[int]]:
+    """Every (metric key → steps) the run holds, except the system metrics (MLflow resumes those itself)."""
+    return {key: frozenset(m.step for m in with_retries(client.get_metric_history, run.info.run_id, key))
+            for key in run.data.metrics if not key.startswith("system/")}
+
+
+def plan_resume(client: Any, experiment_id: str, resume: str, params: Mapping[str, str],
+                checkpoint_root: Path) -> ResumePlan:
+    """Check everything about a resumption before anything is written (all problems are :class:`InputError`)."""
+    run = find_run_to_resume(client, experiment_id, resume)
+    run_id = run.info.run_id
+    changed, added = compare_params(run.data.params, params)
+    checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT
+    steps = logged_steps(client, run)
+    if not checkpoint.is_file():
+        if any(steps.values()):
+            raise InputError(f"resume={resume}: run {run_id} has logged epochs but no checkpoint {checkpoint}; "
+                             "check tracking.checkpoint_dir")
+        checkpoint = None  # killed during its first epoch: start that run again from scratch
+    return ResumePlan(run_id, checkpoint, changed, added, steps)
+
+
+def resume_tags(run: Any, plan: ResumePlan) -> dict[str, str]:
+    """Tags a resumption sets: the count ``resumed`` and ``resume.<key>`` for each key that changed."""
+    resumed = int(run.data.tags.get(tracking.TAG_RESUMED, "0")) + 1
+    return {tracking.TAG_RESUMED: str(resumed),
+            **{tracking.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
