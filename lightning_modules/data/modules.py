@@ -18,17 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_modules.data.arrays import ImageArrayDataset, collate_samples
 from lightning_modules.data.bundled import load_bundled_mnist
-from lightning_modules.data.faces import (
-    FaceCache,
-    ImageArrayDataset,
-    build_face_cache,
-    collate_samples,
-    check_face_params,
-    split_faces,
-    split_indices,
-)
+from lightning_modules.data.face_cache import FaceCache, build_face_cache, check_face_params
 from lightning_modules.data.idx import MNIST_SIDE, N_CLASSES, check_mnist_root, load_mnist
+from lightning_modules.data.splits import split_faces, split_indices
 from latentdream.errors import InputError
 
 #: Test share of the bundled digits (they come as one set of 5,000); val is ``val_fraction``, train the rest.
@@ -213,7 +207,7 @@ class MnistDataModule(_ImageDataModule):
 class FacesDataModule(_ImageDataModule):
     """Face images from a folder (CelebA layout or flat), float (channels, image_size, image_size) in [0, 1].
 
-    ``prepare_data`` decodes every image once into the uint8 cache (see :mod:`lightning_modules.data.faces`);
+    ``prepare_data`` decodes every image once into the uint8 cache (see :mod:`lightning_modules.data.face_cache`);
     later calls and runs reuse it. Splits come from ``list_eval_partition.txt`` when present, else from a
     seeded ``val_fraction``/``test_fraction`` split. Batches are images only: the autoencoder's target is its input.
 

@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 PURE = [
-    "lightning_modules.networks", "lightning_modules.data.idx", "lightning_modules.data.faces",
+    "lightning_modules.networks", "lightning_modules.data.idx", "lightning_modules.data.face_cache",
+    "lightning_modules.data.splits", "lightning_modules.data.arrays",
     "analysis.latent_stats", "analysis.encode", "analysis.oip.render", "analysis.oip.ascent", "analysis.dream",
     "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
 ]

@@ -9,13 +9,8 @@ beside the image folder) or the images directly in ``root``. The cache key hashe
 mtimes plus every preprocessing parameter, so editing the folder or a parameter builds a new cache; the file is
 written to a temporary name and moved into place with ``os.replace``, so a killed build never leaves half a cache.
 
-Datasets:
-
-* :class:`ImageArrayDataset` — any uint8 image array (also MNIST) → float32 (C, H, W) in [0, 1]. For faces it
-  returns the image tensor only: the autoencoder's target is its input.
-* :class:`FaceFileDataset` — the uncached path (decode + crop + resize per item); used by the benchmark.
-
-Nothing here imports ``lightning``.
+Splitting the cached images is :mod:`lightning_modules.data.splits`; turning them into tensors is
+:mod:`lightning_modules.data.arrays`. Nothing here imports ``lightning``.
 """
 
 from __future__ import annotations
@@ -28,14 +23,12 @@ import multiprocessing
 import os
 import struct
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from latentdream.errors import InputError
@@ -48,7 +41,6 @@ PARTITION_FILE = "list_eval_partition.txt"
 CACHE_DIRNAME = ".latentdream_cache"
 #: Bump when preprocessing changes, so that old caches are not reused.
 CACHE_VERSION = 1
-SPLITS = ("train", "val", "test")
 # LANCZOS after JPEG draft decoding: draft leaves at most a 2x reduction, so the filter's cost is small.
 _RESAMPLE = Image.Resampling.LANCZOS
 _REDUCING_GAP = 3.0
@@ -343,181 +335,3 @@ def _write_cache(
     if skipped:
         examples = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
         logger.warning("skipped %d unreadable files of %d in %s (%s)", len(skipped), n, folder.image_dir, examples)
-
-
-def read_partition(path: str | Path) -> dict[str, int]:
-    """Parse CelebA's ``list_eval_partition.txt`` (``<file name> <0|1|2>`` per line) into {name: split}.
-
-    0 = train, 1 = val, 2 = test. Blank lines are ignored.
-
-    :raises InputError: a malformed line, naming the file and the line number.
-    """
-    path = Path(path)
-    partition: dict[str, int] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-            raise InputError(f"{path.name}: line {number}: expected '<file> <0|1|2>', got {line.strip()!r}")
-        partition[parts[0]] = int(parts[1])
-    return partition
-
-
-def split_indices(
-    n: int, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Seeded random split of ``range(n)`` into train/val/test index arrays (each sorted ascending).
-
-    ``n_val = round(val_fraction * n)`` and ``n_test = round(test_fraction * n)``, but at least 1 when the
-    fraction is positive, so tiny datasets still have a validation batch.
-
-    :raises InputError: fractions outside [0, 1) or leaving no training image.
-    """
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= value < 1:
-            raise InputError(f"data.{key}={value}: must be in [0, 1)")
-    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
-    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
-    if n_val + n_test >= n:
-        raise InputError(
-            f"data.val_fraction={val_fraction}, data.test_fraction={test_fraction}: leave no training image of {n}"
-        )
-    order = np.random.default_rng(seed).permutation(n)
-    # Sorted indices make a pass over a split read the memmap front to back.
-    return {
-        "test": np.sort(order[:n_test]),
-        "val": np.sort(order[n_test : n_test + n_val]),
-        "train": np.sort(order[n_test + n_val :]),
-    }
-
-
-def split_faces(
-    cache: FaceCache, val_fraction: float = 0.05, test_fraction: float = 0.05, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Train/val/test indices into ``cache.images``: by ``list_eval_partition.txt`` if the folder has one
-    (fractions and seed are then unused), else by :func:`split_indices`. Files the partition file does not list
-    are left out, with a warning.
-
-    :return: ``{"train": idx, "val": idx, "test": idx}``, int64 arrays sorted ascending.
-    """
-    if cache.folder.partition_file is None:
-        return split_indices(len(cache.files), val_fraction, test_fraction, seed)
-    partition = read_partition(cache.folder.partition_file)
-    codes = np.array([partition.get(name, -1) for name in cache.files])
-    unlisted = int(np.sum(codes < 0))
-    if unlisted:
-        logger.warning("%d of %d images are not in %s; they are left out", unlisted, len(codes), PARTITION_FILE)
-    return {split: np.flatnonzero(codes == code) for code, split in enumerate(SPLITS)}
-
-
-class ImageArrayDataset(Dataset):
-    """uint8 images → float32 tensors (C, H, W) in [0, 1]; with labels, items are ``(image, label)``.
-
-    Without labels an item is just the image tensor (for the autoencoder the target is the input itself).
-    ``images`` may be an array or the path of a ``.npy`` file; a path is memory-mapped lazily in each process, so
-    DataLoader workers share the page cache instead of receiving a pickled copy of the whole array.
-    :meth:`__getitems__` converts a whole batch at once (DataLoader uses it automatically); pass
-    ``collate_fn=collate_samples`` to skip re-stacking the samples (``default_collate`` also works, a bit slower).
-
-    :param images: uint8 (N, H, W, C) or (N, H, W) (one channel), or a ``.npy`` path holding such an array.
-    :param indices: which of the N images this dataset exposes (e.g. a split); ``None`` → all.
-    :param labels: int64 (N,) class labels aligned with ``images`` (not with ``indices``), or ``None``.
-    """
-
-    def __init__(
-        self, images: np.ndarray | str | Path, indices: Sequence[int] | None = None, labels: np.ndarray | None = None
-    ) -> None:
-        self._path = None if isinstance(images, np.ndarray) else Path(images)
-        self._images = images if isinstance(images, np.ndarray) else None
-        n = len(self._array())
-        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
-        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels, dtype=np.int64))
-
-    def _array(self) -> np.ndarray:
-        if self._images is None:
-            self._images = np.load(self._path, mmap_mode="r")
-        return self._images
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        if self._path is not None:
-            state["_images"] = None  # reopen the memmap in the worker instead of pickling its contents
-        return state
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def batch(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
-        """Images at ``positions`` (into this dataset) as one float32 tensor (B, C, H, W) in [0, 1]."""
-        rows = self.indices[np.asarray(positions, dtype=np.int64)]
-        raw = self._array()[rows]
-        if raw.ndim == 3:
-            raw = raw[..., None]
-        raw = raw.transpose(0, 3, 1, 2)
-        # numpy, not torch: this small memory-bound op runs single-threaded, while torch's OpenMP threads were
-        # measured 10-20x slower on a busy 2-core machine (barrier waits) — and DataLoader workers add more threads.
-        out = np.empty(raw.shape, dtype=np.float32)
-        np.divide(raw, np.float32(255.0), out=out)
-        return torch.from_numpy(out)
-
-    def without_labels(self) -> ImageArrayDataset:
-        """The same images (same indices, same backing array or file) without labels."""
-        return ImageArrayDataset(self._path if self._path is not None else self._images, self.indices)
-
-    def uint8_images(self) -> np.ndarray:
-        """All images of this dataset as a uint8 copy (N, C, H, W), values 0..255, in dataset order."""
-        images = np.asarray(self._array()[self.indices])
-        if images.ndim == 3:
-            images = images[..., None]
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-
-    def __getitem__(self, position: int):
-        image = self.batch([position])[0]
-        if self.labels is None:
-            return image
-        return image, self.labels[int(self.indices[position])]
-
-    def __getitems__(self, positions: list[int]) -> CollatedSamples:
-        # One vectorised uint8 → float conversion per batch. The samples keep default_collate working; the
-        # DataModules' collate_samples just takes the ready batch (no unbind + re-stack).
-        images = self.batch(positions)
-        if self.labels is None:
-            return CollatedSamples(list(images), images)
-        labels = self.labels[torch.from_numpy(self.indices[np.asarray(positions, dtype=np.int64)])]
-        return CollatedSamples(list(zip(images, labels)), (images, labels))
-
-
-class CollatedSamples(list):
-    """A list of samples (what ``default_collate`` expects) that also carries them already collated."""
-
-    def __init__(self, samples: list, collated) -> None:
-        super().__init__(samples)
-        self.collated = collated
-
-
-def collate_samples(data: list):
-    """DataLoader ``collate_fn``: the ready batch of an :class:`ImageArrayDataset`, else ``default_collate``."""
-    if isinstance(data, CollatedSamples):
-        return data.collated
-    return default_collate(data)
-
-
-class FaceFileDataset(Dataset):
-    """Uncached faces: every item decodes, crops and resizes its file (what the cache saves; for benchmarks).
-
-    :param paths: image files.
-    :return: items are float32 (C, H, W) in [0, 1].
-    """
-
-    def __init__(self, paths: Sequence[str | Path], image_size: int = 64, crop: int | None = None, channels: int = 3):
-        check_face_params(image_size, channels, crop)
-        self.paths = [Path(p) for p in paths]
-        self.image_size, self.crop, self.channels = image_size, crop, channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = preprocess_face(self.paths[index], self.image_size, self.crop, self.channels)
-        return torch.from_numpy(np.divide(image.transpose(2, 0, 1), np.float32(255.0), dtype=np.float32))
