@@ -164,7 +164,10 @@ class MnistDataModule(_ImageDataModule):
         self.image_size = image_size
         if not bundled:
             if root is None:
-                raise InputError("data.root=None: give the folder of the MNIST IDX files, or set data.bundled=true")
+                raise InputError(
+                    "data.root=None: give the folder of the MNIST IDX files, or use the bundled digits "
+                    "(data.name=mnist_bundled, or the experiment cnn_mnist_bundled)"
+                )
             check_mnist_root(root)
         self.root = None if root is None else Path(root).expanduser()
         self.bundled, self.val_fraction, self.with_labels = bundled, val_fraction, with_labels

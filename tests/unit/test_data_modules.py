@@ -120,7 +120,8 @@ def test_bundled_split_80_10_10(fake_bundled):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(), "data.root=None: give the folder of the MNIST IDX files, or set data.bundled=true"),
+        (dict(), "data.root=None: give the folder of the MNIST IDX files, or use the bundled digits "
+                 "(data.name=mnist_bundled, or the experiment cnn_mnist_bundled)"),
         (dict(root="/no/such/dir"), "data.root=/no/such/dir: folder does not exist"),
         (dict(bundled=True, batch_size=0), "data.batch_size=0: must be an integer >= 1"),
         (dict(bundled=True, val_fraction=1.0), "data.val_fraction=1.0: must be a number in"),
