@@ -207,26 +207,42 @@ def _decoded(tasks: list, workers: int) -> Iterator[np.ndarray | None]:
 
 def resolve_cache_dir(root: Path, cache_dir: str | Path | None) -> Path:
     """The folder for cache files: ``cache_dir`` if given, else ``root/.latentdream_cache``, else (read-only root)
-    ``~/.cache/latentdream``. Created if missing."""
+    ``~/.cache/latentdream``, with a warning. Created if missing.
+
+    :raises InputError: ``cache_dir`` cannot be created or written; or, without ``cache_dir``, neither ``root`` nor
+        ``~/.cache/latentdream`` is writable (naming ``data.root`` and ``data.cache_dir``).
+    """
     if cache_dir is not None:
         directory = Path(cache_dir).expanduser()
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise InputError(f"data.cache_dir={cache_dir}: cannot create it ({err.strerror or err})") from None
-        if not os.access(directory, os.W_OK):
-            raise InputError(f"data.cache_dir={cache_dir}: folder is not writable")
+        problem = _unwritable(directory)
+        if problem:
+            raise InputError(f"data.cache_dir={cache_dir}: {problem}")
         return directory
-    directory = root / CACHE_DIRNAME
+    if not _unwritable(root / CACHE_DIRNAME):
+        return root / CACHE_DIRNAME
+    # A read-only root (a shared dataset): fall back to the user's cache.
     try:
-        directory.mkdir(exist_ok=True)
-        if os.access(directory, os.W_OK):
-            return directory
-    except OSError:
-        pass  # read-only root (a shared dataset): fall back to the user's cache
-    directory = Path.home() / ".cache" / "latentdream"
-    directory.mkdir(parents=True, exist_ok=True)
+        directory = Path.home() / ".cache" / "latentdream"
+        problem = _unwritable(directory)
+    except RuntimeError as err:  # no home folder can be determined
+        directory, problem = Path("~/.cache/latentdream"), str(err)
+    if problem:
+        raise InputError(
+            f"data.root={root}: not writable, and neither is the fallback cache folder {directory} ({problem}); "
+            "set data.cache_dir to a writable folder"
+        )
+    logger.warning("data.root=%s is not writable: the face cache goes to %s (data.cache_dir chooses another folder)",
+                   root, directory)
     return directory
+
+
+def _unwritable(directory: Path) -> str | None:
+    """Create ``directory`` (and its parents) if missing; None if it is then a writable folder, else why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create it ({err.strerror or err})"
+    return None if os.access(directory, os.W_OK) else "folder is not writable"
 
 
 def _open_cache(npy: Path, folder: FaceFolder) -> FaceCache | None:

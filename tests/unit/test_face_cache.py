@@ -178,14 +178,35 @@ def test_half_written_cache_without_sidecar_is_rebuilt(face_dir):
     assert rebuilt.path == cache.path and rebuilt.path.with_suffix(".json").is_file()
 
 
-def test_read_only_root_falls_back_to_home_cache(face_dir, tmp_path, monkeypatch):
+def _read_only(monkeypatch, folder: Path) -> None:
+    # As root, os.access reports everything writable (and chmod stops nothing), so the read-only root is simulated.
+    real_access = face_cache.os.access
+    monkeypatch.setattr(face_cache.os, "access", lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
+
+
+def test_read_only_root_falls_back_to_home_cache_with_a_warning(face_dir, tmp_path, monkeypatch, caplog):
     folder, _ = face_dir
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    real_access = face_cache.os.access
-    # As root, os.access reports everything writable, so the read-only root is simulated.
-    monkeypatch.setattr(face_cache.os, "access", lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
-    cache = build_face_cache(folder, image_size=16, progress=False)
-    assert cache.path.parent == tmp_path / "home" / ".cache" / "latentdream"
+    _read_only(monkeypatch, folder)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        cache = build_face_cache(folder, image_size=16, progress=False)
+    fallback = tmp_path / "home" / ".cache" / "latentdream"
+    assert cache.path.parent == fallback
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "not writable" in r.getMessage()]
+    assert warnings == [f"data.root={folder} is not writable: the face cache goes to {fallback} "
+                        "(data.cache_dir chooses another folder)"]
+
+
+def test_read_only_root_and_home_is_one_line_input_error(face_dir, tmp_path, monkeypatch):
+    folder, _ = face_dir
+    (tmp_path / "home_file").write_text("a file, so nothing can be created below it")
+    monkeypatch.setenv("HOME", str(tmp_path / "home_file" / "x"))
+    _read_only(monkeypatch, folder)
+    with pytest.raises(InputError) as err:
+        build_face_cache(folder, image_size=16, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"data.root={folder}: not writable, and neither is the fallback cache folder")
+    assert "data.cache_dir" in message and "\n" not in message
 
 
 def test_explicit_cache_dir(face_dir, tmp_path):
