@@ -8,6 +8,8 @@ Layout of ``root``: either ``root/img_align_celeba/*.jpg`` (CelebA's own layout,
 beside the image folder) or the images directly in ``root``. The cache key hashes the sorted file names, sizes and
 mtimes plus every preprocessing parameter, so editing the folder or a parameter builds a new cache; the file is
 written to a temporary name and moved into place with ``os.replace``, so a killed build never leaves half a cache.
+The sidecar also holds fingerprints of the pixels and of the file list; a cache changed after it was built (pixels
+overwritten, file list reordered or edited) fails the check on opening and is rebuilt, with a warning.
 
 Splitting the cached images is :mod:`lightning_modules.data.splits`; turning them into tensors is
 :mod:`lightning_modules.data.arrays`. Nothing here imports ``lightning``.
@@ -23,7 +25,7 @@ import multiprocessing
 import os
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +41,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 CELEBA_IMAGE_DIR = "img_align_celeba"
 PARTITION_FILE = "list_eval_partition.txt"
 CACHE_DIRNAME = ".latentdream_cache"
-#: Bump when preprocessing changes, so that old caches are not reused.
-CACHE_VERSION = 1
+#: Bump when preprocessing or the cache format changes, so that old caches are not reused.
+CACHE_VERSION = 2
+#: Rows read for the pixel fingerprint: 1,024 evenly spaced (12 MB at 64x64 RGB) of a 160k-image cache took 0.25 s
+#: from a cold disk and 0.03 s from the page cache; hashing all 2 GB took 1-2.4 s even from the page cache.
+FINGERPRINT_ROWS = 1024
 # LANCZOS after JPEG draft decoding: draft leaves at most a 2x reduction, so the filter's cost is small.
 _RESAMPLE = Image.Resampling.LANCZOS
 _REDUCING_GAP = 3.0
@@ -245,19 +250,54 @@ def _unwritable(directory: Path) -> str | None:
     return None if os.access(directory, os.W_OK) else "folder is not writable"
 
 
+def pixels_fingerprint(images: np.memmap) -> str:
+    """32 hex digits of a BLAKE2b over the shape and up to :data:`FINGERPRINT_ROWS` evenly spaced images (the first
+    and last included; all of them in a smaller cache).
+
+    A cheap check, not a full one: in a large cache, a change confined to images between the sampled ones goes
+    unnoticed. The rows are read with ``os.pread``, not through the memmap, whose page-fault read-ahead made a cold
+    read of the same 1,024 CelebA rows take 2 s.
+
+    :param images: a ``.npy`` file opened with ``np.load(..., mmap_mode="r")`` (its ``filename`` and ``offset`` are read).
+    """
+    n = len(images)
+    row_bytes = images.itemsize * int(np.prod(images.shape[1:]))
+    rows = np.unique(np.linspace(0, n - 1, min(n, FINGERPRINT_ROWS)).round().astype(np.int64))
+    digest = hashlib.blake2b(repr(images.shape).encode(), digest_size=16)
+    with open(images.filename, "rb") as fh:
+        for row in rows:
+            digest.update(os.pread(fh.fileno(), row_bytes, images.offset + int(row) * row_bytes))
+    return digest.hexdigest()
+
+
+def files_fingerprint(files: Sequence[str], skipped: Sequence[str]) -> str:
+    """32 hex digits of a BLAKE2b over the cached file names (in cache order) and the skipped ones."""
+    return hashlib.blake2b(json.dumps([list(files), list(skipped)]).encode(), digest_size=16).hexdigest()
+
+
 def _open_cache(npy: Path, folder: FaceFolder) -> FaceCache | None:
-    """Open a complete cache, or return None if it is absent or inconsistent (it is then rebuilt)."""
+    """Open a complete, unchanged cache, or return None if it is absent, damaged or changed since it was built (it is
+    then rebuilt; a cache that exists but fails a check is reported in a warning)."""
     sidecar = npy.with_suffix(".json")
     if not (npy.is_file() and sidecar.is_file()):
-        return None
+        return None  # never built, or killed between the two replaces
     try:
         meta = json.loads(sidecar.read_text())
         images = np.load(npy, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    if images.ndim != 4 or images.dtype != np.uint8 or len(meta.get("files", ())) != len(images):
-        return None
-    return FaceCache(images, tuple(meta["files"]), len(meta.get("skipped", ())), npy, folder)
+        files, skipped, stored = tuple(meta["files"]), meta["skipped"], meta["fingerprint"]
+        problem = None
+        if images.ndim != 4 or images.dtype != np.uint8 or len(files) != len(images):
+            problem = f"holds {images.shape} {images.dtype} images for {len(files)} file names"
+        elif stored["files"] != files_fingerprint(files, skipped):
+            problem = "has a file list changed after it was built"
+        elif stored["pixels"] != pixels_fingerprint(images):
+            problem = "has pixels changed after it was built"
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problem = f"cannot be read ({type(err).__name__}: {err})"
+    if problem is None:
+        return FaceCache(images, files, len(skipped), npy, folder)
+    logger.warning("face cache %s %s; rebuilding it", npy, problem)
+    return None
 
 
 def build_face_cache(
@@ -293,6 +333,8 @@ def build_face_cache(
     if cache is None:
         _write_cache(npy, folder, image_size, crop, channels, workers, progress)
         cache = _open_cache(npy, folder)
+        if cache is None:  # a bug, not bad input: the fresh cache failed its own check
+            raise RuntimeError(f"the face cache {npy} just written fails its check")
     return cache
 
 
@@ -331,6 +373,9 @@ def _write_cache(
         else:
             buffer.flush()
         del buffer
+        written = np.load(tmp, mmap_mode="r")
+        fingerprint = {"pixels": pixels_fingerprint(written), "files": files_fingerprint(kept, skipped)}
+        del written
         meta = {
             "version": CACHE_VERSION,
             "image_dir": str(folder.image_dir),
@@ -340,6 +385,7 @@ def _write_cache(
             "n_candidates": n,
             "files": kept,
             "skipped": skipped,
+            "fingerprint": fingerprint,
         }
         tmp_json.write_text(json.dumps(meta))
         # The sidecar goes last: a cache counts as complete only when both files exist.

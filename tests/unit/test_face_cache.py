@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -176,6 +177,73 @@ def test_half_written_cache_without_sidecar_is_rebuilt(face_dir):
     cache.path.with_suffix(".json").unlink()  # as if killed between the two replaces
     rebuilt = build_face_cache(folder, image_size=16, progress=False)
     assert rebuilt.path == cache.path and rebuilt.path.with_suffix(".json").is_file()
+
+
+def _rebuild_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "rebuilding it" in r.getMessage()]
+
+
+def test_cache_with_changed_pixels_is_rebuilt(face_dir, monkeypatch, caplog):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    original = np.array(first.images)
+    zeroed = np.load(first.path, mmap_mode="r+")
+    zeroed[:] = 0
+    zeroed.flush()
+    del zeroed
+    calls = _count_decodes(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        rebuilt = build_face_cache(folder, image_size=16, progress=False)
+    assert _rebuild_warnings(caplog) == [f"face cache {first.path} has pixels changed after it was built; rebuilding it"]
+    assert len(calls) == N_FACES + 1 and rebuilt.path == first.path
+    np.testing.assert_array_equal(rebuilt.images, original)
+
+
+def test_one_changed_image_of_a_small_cache_is_noticed(face_dir, caplog):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    original = np.array(first.images)
+    changed = np.load(first.path, mmap_mode="r+")
+    changed[7, 3, 3, 0] ^= 1  # one bit of one pixel: every row of a cache this small is fingerprinted
+    changed.flush()
+    del changed
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        np.testing.assert_array_equal(build_face_cache(folder, image_size=16, progress=False).images, original)
+    assert len(_rebuild_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize("edit", ["reorder", "rename"])
+def test_cache_with_edited_file_list_is_rebuilt(face_dir, monkeypatch, caplog, edit):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    sidecar = first.path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    if edit == "reorder":
+        meta["files"] = meta["files"][::-1]
+    else:
+        meta["files"][3] = "999.jpg"
+    sidecar.write_text(json.dumps(meta))
+    calls = _count_decodes(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        rebuilt = build_face_cache(folder, image_size=16, progress=False)
+    assert _rebuild_warnings(caplog) == [f"face cache {first.path} has a file list changed after it was built; rebuilding it"]
+    assert len(calls) == N_FACES + 1
+    assert rebuilt.files == first.files
+    np.testing.assert_array_equal(rebuilt.images, first.images)
+
+
+def test_pixels_fingerprint_samples_rows_of_a_large_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(face_cache, "FINGERPRINT_ROWS", 4)
+    images = np.zeros((10, 2, 2, 1), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", images)
+    base = face_cache.pixels_fingerprint(np.load(tmp_path / "a.npy", mmap_mode="r"))
+    for row, changes in ((0, True), (9, True), (3, True), (1, False)):  # rows 0, 3, 6, 9 are read
+        edited = images.copy()
+        edited[row] = 1
+        np.save(tmp_path / "b.npy", edited)
+        assert (face_cache.pixels_fingerprint(np.load(tmp_path / "b.npy", mmap_mode="r")) != base) == changes
+    np.save(tmp_path / "c.npy", images.reshape(10, 2, 1, 2))  # same bytes, other shape
+    assert face_cache.pixels_fingerprint(np.load(tmp_path / "c.npy", mmap_mode="r")) != base
 
 
 def _read_only(monkeypatch, folder: Path) -> None:
