@@ -70,15 +70,28 @@ def split_faces(
 ) -> dict[str, np.ndarray]:
     """Train/val/test indices into ``cache.images``: by ``list_eval_partition.txt`` if the folder has one
     (fractions and seed are then unused), else by :func:`split_indices`. Files the partition file does not list
-    are left out, with a warning.
+    are left out, with a warning; so is an empty test split (the run then has no test metrics).
 
     :return: ``{"train": idx, "val": idx, "test": idx}``, int64 arrays sorted ascending.
+    :raises InputError: the partition file leaves the train or the val split empty (naming the file and the split).
     """
-    if cache.folder.partition_file is None:
+    path = cache.folder.partition_file
+    if path is None:
         return split_indices(len(cache.files), val_fraction, test_fraction, seed)
-    partition = read_partition(cache.folder.partition_file)
+    partition = read_partition(path)
     codes = np.array([partition.get(name, -1) for name in cache.files])
+    splits = {split: np.flatnonzero(codes == code) for code, split in enumerate(SPLITS)}
     unlisted = int(np.sum(codes < 0))
+    # Training needs both: an empty train split fails in the sampler, an empty val split when the model is logged.
+    empty = [(split, code) for code, split in enumerate(SPLITS) if split != "test" and not len(splits[split])]
+    if empty:
+        raise InputError(
+            f"{path}: empty {' and '.join(s for s, _ in empty)} split: none of the {len(codes)} images in "
+            f"{cache.folder.image_dir} is listed with code {' or '.join(str(c) for _, c in empty)}"
+            + (f" ({unlisted} are not listed at all)" if unlisted else "")
+        )
     if unlisted:
         logger.warning("%d of %d images are not in %s; they are left out", unlisted, len(codes), PARTITION_FILE)
-    return {split: np.flatnonzero(codes == code) for code, split in enumerate(SPLITS)}
+    if not len(splits["test"]):
+        logger.warning("%s lists no test image (2) among the %d images: the run will have no test metrics", path, len(codes))
+    return splits

@@ -13,6 +13,7 @@ from lightning_modules.data import modules
 from lightning_modules.data.idx import MNIST_FILES, write_idx
 from lightning_modules.data.modules import FacesDataModule, MnistDataModule
 from latentdream.errors import InputError
+from tests.unit.test_face_cache import write_faces
 
 N_TRAIN, N_TEST = 64, 16
 
@@ -172,6 +173,17 @@ def test_faces_errors_before_training(tmp_path):
     empty = FacesDataModule(str(tmp_path))
     with pytest.raises(InputError, match="no .jpg/.jpeg/.png images"):
         empty.prepare_data()
+
+
+def test_datamodule_setup_stops_on_empty_train_split(tmp_path):
+    # The launcher calls prepare_data and setup before it creates a run: the error must come from there, not from
+    # the sampler once training starts.
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    (tmp_path / "list_eval_partition.txt").write_text("000.jpg 1\n001.jpg 2\n002.jpg 2\n")
+    dm = FacesDataModule(str(tmp_path), image_size=16, cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    with pytest.raises(InputError, match="list_eval_partition.txt: empty train split"):
+        dm.setup("fit")
 
 
 def test_loader_settings_are_device_agnostic(faces_root, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -23,13 +25,40 @@ def test_partition_file_beside_celeba_image_folder_selects_splits(tmp_path):
     assert names == {"train": ["001.jpg", "003.jpg", "005.jpg"], "val": ["002.jpg"], "test": ["000.jpg", "004.jpg"]}
 
 
-def test_partition_found_when_root_is_the_image_folder(tmp_path):
+def test_partition_found_when_root_is_the_image_folder(tmp_path, caplog):
     write_faces(tmp_path / "img_align_celeba", n=3)
     (tmp_path / "list_eval_partition.txt").write_text("000.jpg 0\n001.jpg 1\n")
     cache = build_face_cache(tmp_path / "img_align_celeba", image_size=16, progress=False)
     assert cache.folder.partition_file == tmp_path / "list_eval_partition.txt"
-    splits = split_faces(cache)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.splits"):
+        splits = split_faces(cache)
     assert [len(splits[s]) for s in ("train", "val", "test")] == [1, 1, 0]  # 002.jpg is unlisted: left out
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 of 3 images are not in list_eval_partition.txt; they are left out",
+        f"{tmp_path / 'list_eval_partition.txt'} lists no test image (2) among the 3 images: the run will have no "
+        "test metrics",
+    ]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ("x.jpg 0\ny.jpg 1\n", "empty train and val split: none of the 3 images in {dir} is listed with code 0 or 1 "
+                                 "(3 are not listed at all)"),
+        ("000.jpg 1\n001.jpg 2\n002.jpg 1\n", "empty train split: none of the 3 images in {dir} is listed with code 0"),
+        ("000.jpg 0\n001.jpg 2\n", "empty val split: none of the 3 images in {dir} is listed with code 1 "
+                                    "(1 are not listed at all)"),
+    ],
+    ids=["none listed", "no train", "no val"],
+)
+def test_partition_leaving_train_or_val_empty_is_input_error(tmp_path, lines, message):
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    partition = tmp_path / "list_eval_partition.txt"
+    partition.write_text(lines)
+    cache = build_face_cache(tmp_path, image_size=16, progress=False)
+    with pytest.raises(InputError) as err:
+        split_faces(cache)
+    assert str(err.value) == f"{partition}: " + message.format(dir=tmp_path / "img_align_celeba")
 
 
 def test_read_partition_rejects_bad_line(tmp_path):
