@@ -4,6 +4,7 @@
   image tensor only: the autoencoder's target is its input.
 * :func:`collate_samples` — DataLoader ``collate_fn`` taking the batch :meth:`ImageArrayDataset.__getitems__`
   already built.
+* :func:`check_image_size` — the one bound (:data:`MAX_IMAGE_SIZE`) on ``data.image_size`` for every data module.
 
 Nothing here imports ``lightning``.
 """
@@ -16,6 +17,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
+
+from latentdream.errors import InputError
+
+#: Largest ``data.image_size`` (faces and MNIST alike): a 1024x1024 RGB image is 3 MB as uint8 and 12 MB as a float
+#: tensor, already far past what these autoencoders train on; a 100000 px side ran out of memory.
+MAX_IMAGE_SIZE = 1024
+
+
+def check_image_size(image_size: int, minimum: int = 1, note: str = "") -> None:
+    """Reject ``data.image_size`` unless it is an integer in ``[minimum, MAX_IMAGE_SIZE]``, in one line naming the key.
+
+    :param note: appended to the message, e.g. ``" (e.g. 64, 96, 128)"``.
+    :raises InputError: not an integer, or out of range.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not minimum <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"data.image_size={image_size!r}: must be an integer from {minimum} to {MAX_IMAGE_SIZE}{note}")
 
 
 class ImageArrayDataset(Dataset):

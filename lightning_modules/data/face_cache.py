@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from lightning_modules.data.arrays import check_image_size
 from latentdream.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -94,8 +95,7 @@ class FaceCache:
 
 def check_face_params(image_size: int, channels: int, crop: int | None, max_images: int | None = None) -> None:
     """Reject bad preprocessing parameters with one line naming the config key (``data.<name>``)."""
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
-        raise InputError(f"data.image_size={image_size!r}: must be a positive integer (e.g. 64, 96, 128)")
+    check_image_size(image_size, note=" (e.g. 64, 96, 128)")
     if channels not in (1, 3):
         raise InputError(f"data.channels={channels!r}: allowed are 1 (grayscale) or 3 (RGB)")
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop <= 0):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_modules.data.arrays import ImageArrayDataset, collate_samples
+from lightning_modules.data.arrays import ImageArrayDataset, check_image_size, collate_samples
 from lightning_modules.data.bundled import load_bundled_mnist
 from lightning_modules.data.face_cache import FaceCache, build_face_cache, check_face_params
 from lightning_modules.data.idx import MNIST_SIDE, N_CLASSES, check_mnist_root, load_mnist
@@ -159,8 +159,7 @@ class MnistDataModule(_ImageDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         _check_fraction("val_fraction", val_fraction)
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MNIST_SIDE:
-            raise InputError(f"data.image_size={image_size!r}: MNIST digits need an integer >= {MNIST_SIDE}")
+        check_image_size(image_size, MNIST_SIDE, note=f" (MNIST digits are {MNIST_SIDE} px, zero-padded to larger sides)")
         self.image_size = image_size
         if not bundled:
             if root is None:
@@ -215,7 +214,8 @@ class FacesDataModule(_ImageDataModule):
     seeded ``val_fraction``/``test_fraction`` split. Batches are images only: the autoencoder's target is its input.
 
     :param root: the face folder (``root/img_align_celeba/*.jpg`` or images directly in ``root``).
-    :param image_size: side of the square images in pixels (> 0; the model checks divisibility).
+    :param image_size: side of the square images in pixels, 1 to ``MAX_IMAGE_SIZE`` (1024); the model checks
+        divisibility.
     :param channels: 3 (RGB) or 1 (grayscale).
     :param crop: side of the centred square cut before resizing; ``None`` → ``min(H, W)`` (178 for CelebA).
     :param batch_size: images per batch.

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pytest
 import torch
 
-from lightning_modules.data.arrays import ImageArrayDataset, collate_samples
+from lightning_modules.data.arrays import MAX_IMAGE_SIZE, ImageArrayDataset, check_image_size, collate_samples
+from latentdream.errors import InputError
 
 
 def test_image_array_dataset_scales_and_batches(tmp_path):
@@ -36,3 +38,12 @@ def test_one_channel_images_with_labels():
     torch.testing.assert_close(x[:, 0], torch.from_numpy(images[[2, 0]]).float() / 255)
     assert y.tolist() == [9, 7]
     assert data.without_labels()[1].shape == (1, 3, 3)
+
+
+def test_image_size_is_bounded_in_one_place():
+    assert MAX_IMAGE_SIZE == 1024
+    check_image_size(1024)
+    check_image_size(28, minimum=28)
+    for bad, minimum in ((1025, 1), (100_000, 1), (0, 1), (27, 28), (True, 1), (64.0, 1)):
+        with pytest.raises(InputError, match=rf"^data.image_size={bad!r}: must be an integer from {minimum} to 1024"):
+            check_image_size(bad, minimum)

@@ -127,6 +127,8 @@ def test_bundled_split_80_10_10(fake_bundled):
         (dict(bundled=True, batch_size=0), "data.batch_size=0: must be an integer >= 1"),
         (dict(bundled=True, val_fraction=1.0), "data.val_fraction=1.0: must be a number in"),
         (dict(bundled=True, num_workers=-1), "data.num_workers=-1"),
+        (dict(bundled=True, image_size=100_000), "data.image_size=100000: must be an integer from 28 to 1024"),
+        (dict(bundled=True, image_size=27), "data.image_size=27: must be an integer from 28 to 1024"),
     ],
 )
 def test_mnist_bad_arguments_fail_in_init(kwargs, message):
@@ -168,6 +170,8 @@ def test_faces_errors_before_training(tmp_path):
         FacesDataModule(str(tmp_path), channels=2)
     with pytest.raises(InputError, match="data.image_size=0"):
         FacesDataModule(str(tmp_path), image_size=0)
+    with pytest.raises(InputError, match="data.image_size=100000: must be an integer from 1 to 1024"):
+        FacesDataModule(str(tmp_path), image_size=100_000)
     with pytest.raises(InputError, match="data.test_fraction=-0.1"):
         FacesDataModule(str(tmp_path), test_fraction=-0.1)
     empty = FacesDataModule(str(tmp_path))

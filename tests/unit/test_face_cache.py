@@ -287,6 +287,7 @@ def test_explicit_cache_dir(face_dir, tmp_path):
     [
         (dict(channels=2), "data.channels=2: allowed are 1"),
         (dict(image_size=0), "data.image_size=0"),
+        (dict(image_size=1025), "data.image_size=1025: must be an integer from 1 to 1024"),
         (dict(crop=-1), "data.crop=-1"),
         (dict(max_images=0), "data.max_images=0"),
     ],
