@@ -256,9 +256,10 @@ def pixels_fingerprint(images: np.memmap) -> str:
 
     A cheap check, not a full one: in a large cache, a change confined to images between the sampled ones goes
     unnoticed. The rows are read with ``os.pread``, not through the memmap, whose page-fault read-ahead made a cold
-    read of the same 1,024 CelebA rows take 2 s.
+    read of the same 1,024 rows of a 160k-image cache take 2 s instead of 0.25 s.
 
-    :param images: a ``.npy`` file opened with ``np.load(..., mmap_mode="r")`` (its ``filename`` and ``offset`` are read).
+    :param images: a ``.npy`` file opened with ``np.load(..., mmap_mode="r")`` (its ``filename`` and ``offset``
+        are read).
     """
     n = len(images)
     row_bytes = images.itemsize * int(np.prod(images.shape[1:]))

@@ -159,7 +159,7 @@ class MnistDataModule(_ImageDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         _check_fraction("val_fraction", val_fraction)
-        check_image_size(image_size, MNIST_SIDE, note=f" (MNIST digits are {MNIST_SIDE} px, zero-padded to larger sides)")
+        check_image_size(image_size, MNIST_SIDE, f" (MNIST digits are {MNIST_SIDE} px, zero-padded to larger sides)")
         self.image_size = image_size
         if not bundled:
             if root is None:

@@ -93,5 +93,6 @@ def split_faces(
     if unlisted:
         logger.warning("%d of %d images are not in %s; they are left out", unlisted, len(codes), PARTITION_FILE)
     if not len(splits["test"]):
-        logger.warning("%s lists no test image (2) among the %d images: the run will have no test metrics", path, len(codes))
+        logger.warning("%s lists no test image (2) among the %d images: the run will have no test metrics",
+                       path, len(codes))
     return splits

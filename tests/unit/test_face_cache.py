@@ -180,7 +180,7 @@ def test_half_written_cache_without_sidecar_is_rebuilt(face_dir):
 
 
 def _rebuild_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "rebuilding it" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if "rebuilding it" in r.getMessage()]
 
 
 def test_cache_with_changed_pixels_is_rebuilt(face_dir, monkeypatch, caplog):
@@ -194,7 +194,9 @@ def test_cache_with_changed_pixels_is_rebuilt(face_dir, monkeypatch, caplog):
     calls = _count_decodes(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
         rebuilt = build_face_cache(folder, image_size=16, progress=False)
-    assert _rebuild_warnings(caplog) == [f"face cache {first.path} has pixels changed after it was built; rebuilding it"]
+    assert _rebuild_warnings(caplog) == [
+        f"face cache {first.path} has pixels changed after it was built; rebuilding it"
+    ]
     assert len(calls) == N_FACES + 1 and rebuilt.path == first.path
     np.testing.assert_array_equal(rebuilt.images, original)
 
@@ -226,7 +228,9 @@ def test_cache_with_edited_file_list_is_rebuilt(face_dir, monkeypatch, caplog, e
     calls = _count_decodes(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
         rebuilt = build_face_cache(folder, image_size=16, progress=False)
-    assert _rebuild_warnings(caplog) == [f"face cache {first.path} has a file list changed after it was built; rebuilding it"]
+    assert _rebuild_warnings(caplog) == [
+        f"face cache {first.path} has a file list changed after it was built; rebuilding it"
+    ]
     assert len(calls) == N_FACES + 1
     assert rebuilt.files == first.files
     np.testing.assert_array_equal(rebuilt.images, first.images)
@@ -249,7 +253,8 @@ def test_pixels_fingerprint_samples_rows_of_a_large_cache(tmp_path, monkeypatch)
 def _read_only(monkeypatch, folder: Path) -> None:
     # As root, os.access reports everything writable (and chmod stops nothing), so the read-only root is simulated.
     real_access = face_cache.os.access
-    monkeypatch.setattr(face_cache.os, "access", lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
+    monkeypatch.setattr(face_cache.os, "access", 
+                        lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
 
 
 def test_read_only_root_falls_back_to_home_cache_with_a_warning(face_dir, tmp_path, monkeypatch, caplog):
@@ -260,7 +265,7 @@ def test_read_only_root_falls_back_to_home_cache_with_a_warning(face_dir, tmp_pa
         cache = build_face_cache(folder, image_size=16, progress=False)
     fallback = tmp_path / "home" / ".cache" / "latentdream"
     assert cache.path.parent == fallback
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "not writable" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
     assert warnings == [f"data.root={folder} is not writable: the face cache goes to {fallback} "
                         "(data.cache_dir chooses another folder)"]
 
