@@ -4,7 +4,8 @@ Synthesises ``--n`` smooth random 178x218 JPEGs (CelebA's size, quality 90) in a
 cache once (timed separately), then measures images/s of
 
 * cached: ``FacesDataModule.train_dataloader()`` over the memmap (batch 64, shuffled, float (B, 3, 64, 64)), and
-* JPEG: a ``DataLoader`` over :class:`FaceFileDataset` (decode + centre crop + resize per item, no cache),
+* JPEG: a ``DataLoader`` over :class:`FaceFileDataset` (decode + centre crop + resize per item, no cache; defined
+  here, as only this benchmark and the test that checks it against the cache use it),
 
 both in the main process (``num_workers=0``) so that the ratio compares the work per image, not the core count.
 
@@ -16,16 +17,38 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from lightning_modules.data.faces import FaceFileDataset
+from lightning_modules.data.face_cache import check_face_params, preprocess_face
 from lightning_modules.data.modules import FacesDataModule
 
 CELEBA_SIZE = (178, 218)  # width, height
+
+
+class FaceFileDataset(Dataset):
+    """Uncached faces: every item decodes, crops and resizes its file (what the cache saves).
+
+    :param paths: image files.
+    :return: items are float32 (C, H, W) in [0, 1].
+    """
+
+    def __init__(self, paths: Sequence[str | Path], image_size: int = 64, crop: int | None = None, channels: int = 3):
+        check_face_params(image_size, channels, crop)
+        self.paths = [Path(p) for p in paths]
+        self.image_size, self.crop, self.channels = image_size, crop, channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = preprocess_face(self.paths[index], self.image_size, self.crop, self.channels)
+        return torch.from_numpy(np.divide(image.transpose(2, 0, 1), np.float32(255.0), dtype=np.float32))
 
 
 def synthesise_faces(folder: Path, n: int, seed: int = 0) -> None:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from experiments.train import EpochMLFlowLogger
 from lightning_modules.classifier import ClassifierModule
-from lightning_modules.data.faces import ImageArrayDataset, collate_samples
+from lightning_modules.data.arrays import ImageArrayDataset, collate_samples
 from lightning_modules.data.modules import MnistDataModule
 from lightning_modules.networks import MnistCNN
 from lightning_modules.optim import make_optimizer_factory, weight_decay_groups

@@ -18,17 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lightning_modules.data.arrays import ImageArrayDataset, check_image_size, collate_samples
 from lightning_modules.data.bundled import load_bundled_mnist
-from lightning_modules.data.faces import (
-    FaceCache,
-    ImageArrayDataset,
-    build_face_cache,
-    collate_samples,
-    check_face_params,
-    split_faces,
-    split_indices,
-)
+from lightning_modules.data.face_cache import FaceCache, build_face_cache, check_face_params
 from lightning_modules.data.idx import MNIST_SIDE, N_CLASSES, check_mnist_root, load_mnist
+from lightning_modules.data.splits import split_faces, split_indices
 from latentdream.errors import InputError
 
 #: Test share of the bundled digits (they come as one set of 5,000); val is ``val_fraction``, train the rest.
@@ -165,12 +159,14 @@ class MnistDataModule(_ImageDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, seed)
         _check_fraction("val_fraction", val_fraction)
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < MNIST_SIDE:
-            raise InputError(f"data.image_size={image_size!r}: MNIST digits need an integer >= {MNIST_SIDE}")
+        check_image_size(image_size, MNIST_SIDE, f" (MNIST digits are {MNIST_SIDE} px, zero-padded to larger sides)")
         self.image_size = image_size
         if not bundled:
             if root is None:
-                raise InputError("data.root=None: give the folder of the MNIST IDX files, or set data.bundled=true")
+                raise InputError(
+                    "data.root=None: give the folder of the MNIST IDX files, or use the bundled digits "
+                    "(data.name=mnist_bundled, or the experiment cnn_mnist_bundled)"
+                )
             check_mnist_root(root)
         self.root = None if root is None else Path(root).expanduser()
         self.bundled, self.val_fraction, self.with_labels = bundled, val_fraction, with_labels
@@ -213,12 +209,13 @@ class MnistDataModule(_ImageDataModule):
 class FacesDataModule(_ImageDataModule):
     """Face images from a folder (CelebA layout or flat), float (channels, image_size, image_size) in [0, 1].
 
-    ``prepare_data`` decodes every image once into the uint8 cache (see :mod:`lightning_modules.data.faces`);
+    ``prepare_data`` decodes every image once into the uint8 cache (see :mod:`lightning_modules.data.face_cache`);
     later calls and runs reuse it. Splits come from ``list_eval_partition.txt`` when present, else from a
     seeded ``val_fraction``/``test_fraction`` split. Batches are images only: the autoencoder's target is its input.
 
     :param root: the face folder (``root/img_align_celeba/*.jpg`` or images directly in ``root``).
-    :param image_size: side of the square images in pixels (> 0; the model checks divisibility).
+    :param image_size: side of the square images in pixels, 1 to ``MAX_IMAGE_SIZE`` (1024); the model checks
+        divisibility.
     :param channels: 3 (RGB) or 1 (grayscale).
     :param crop: side of the centred square cut before resizing; ``None`` → ``min(H, W)`` (178 for CelebA).
     :param batch_size: images per batch.

@@ -186,7 +186,7 @@ def _imports(module: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("module", ["idx", "faces", "bundled"])
+@pytest.mark.parametrize("module", ["idx", "face_cache", "splits", "arrays", "bundled"])
 def test_data_readers_import_neither_lightning_nor_mlflow(module):
     imported = _imports(f"lightning_modules.data.{module}")
     assert "numpy" in imported  # the walk really read the file

@@ -13,6 +13,7 @@ from lightning_modules.data import modules
 from lightning_modules.data.idx import MNIST_FILES, write_idx
 from lightning_modules.data.modules import FacesDataModule, MnistDataModule
 from latentdream.errors import InputError
+from tests.unit.test_face_cache import write_faces
 
 N_TRAIN, N_TEST = 64, 16
 
@@ -120,11 +121,14 @@ def test_bundled_split_80_10_10(fake_bundled):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(), "data.root=None: give the folder of the MNIST IDX files, or set data.bundled=true"),
+        (dict(), "data.root=None: give the folder of the MNIST IDX files, or use the bundled digits "
+                 "(data.name=mnist_bundled, or the experiment cnn_mnist_bundled)"),
         (dict(root="/no/such/dir"), "data.root=/no/such/dir: folder does not exist"),
         (dict(bundled=True, batch_size=0), "data.batch_size=0: must be an integer >= 1"),
         (dict(bundled=True, val_fraction=1.0), "data.val_fraction=1.0: must be a number in"),
         (dict(bundled=True, num_workers=-1), "data.num_workers=-1"),
+        (dict(bundled=True, image_size=100_000), "data.image_size=100000: must be an integer from 28 to 1024"),
+        (dict(bundled=True, image_size=27), "data.image_size=27: must be an integer from 28 to 1024"),
     ],
 )
 def test_mnist_bad_arguments_fail_in_init(kwargs, message):
@@ -166,11 +170,24 @@ def test_faces_errors_before_training(tmp_path):
         FacesDataModule(str(tmp_path), channels=2)
     with pytest.raises(InputError, match="data.image_size=0"):
         FacesDataModule(str(tmp_path), image_size=0)
+    with pytest.raises(InputError, match="data.image_size=100000: must be an integer from 1 to 1024"):
+        FacesDataModule(str(tmp_path), image_size=100_000)
     with pytest.raises(InputError, match="data.test_fraction=-0.1"):
         FacesDataModule(str(tmp_path), test_fraction=-0.1)
     empty = FacesDataModule(str(tmp_path))
     with pytest.raises(InputError, match="no .jpg/.jpeg/.png images"):
         empty.prepare_data()
+
+
+def test_datamodule_setup_stops_on_empty_train_split(tmp_path):
+    # The launcher calls prepare_data and setup before it creates a run: the error must come from there, not from
+    # the sampler once training starts.
+    write_faces(tmp_path / "img_align_celeba", n=3)
+    (tmp_path / "list_eval_partition.txt").write_text("000.jpg 1\n001.jpg 2\n002.jpg 2\n")
+    dm = FacesDataModule(str(tmp_path), image_size=16, cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    with pytest.raises(InputError, match="list_eval_partition.txt: empty train split"):
+        dm.setup("fit")
 
 
 def test_loader_settings_are_device_agnostic(faces_root, tmp_path):

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 PURE = [
-    "latentdream.errors", "lightning_modules.networks", "lightning_modules.data.idx", "lightning_modules.data.faces",
+    "latentdream.errors", "lightning_modules.networks", "lightning_modules.data.idx",
+    "lightning_modules.data.face_cache", "lightning_modules.data.splits", "lightning_modules.data.arrays",
     "analysis.settings", "analysis.eval_mode", "analysis.latent_stats", "analysis.encode", "analysis.oip",
     "analysis.dream", "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
     "analysis.plots.compare",

@@ -1,9 +1,9 @@
-"""Face folder → uint8 cache: decoding, skipping, reuse, keys, splits, atomic writes, and the datasets."""
+"""Face folder → uint8 cache: decoding, skipping, reuse, keys, atomic writes, cache folder, parameters."""
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import shutil
 from pathlib import Path
 
@@ -12,16 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lightning_modules.data import faces
-from lightning_modules.data.faces import (
-    FaceFileDataset,
-    ImageArrayDataset,
-    build_face_cache,
-    preprocess_face,
-    read_partition,
-    split_faces,
-    split_indices,
-)
+from benchmarks.celeba_cache import FaceFileDataset
+from lightning_modules.data import face_cache
+from lightning_modules.data.arrays import ImageArrayDataset
+from lightning_modules.data.face_cache import build_face_cache, preprocess_face
 from latentdream.errors import InputError
 
 N_FACES = 16
@@ -55,19 +49,19 @@ def face_dir(source, tmp_path) -> tuple[Path, np.ndarray]:
 
 def _count_decodes(monkeypatch) -> list:
     calls = []
-    original = faces.preprocess_face
+    original = face_cache.preprocess_face
 
     def counting(path, *args, **kwargs):
         calls.append(Path(path).name)
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(faces, "preprocess_face", counting)
+    monkeypatch.setattr(face_cache, "preprocess_face", counting)
     return calls
 
 
 def test_cache_keeps_readable_images_and_reports_skips(face_dir, caplog):
     folder, colours = face_dir
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.faces"):
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
         cache = build_face_cache(folder, image_size=16, progress=False)
     assert cache.images.shape == (N_FACES, 16, 16, 3) and cache.images.dtype == np.uint8
     assert cache.files == tuple(f"{i:03d}.jpg" for i in range(N_FACES))
@@ -103,27 +97,6 @@ def test_cache_key_changes_with_new_file_and_parameters(face_dir):
     Image.new("RGB", (WIDTH, HEIGHT), (1, 2, 3)).save(folder / "999.jpg")
     grown = build_face_cache(folder, image_size=16, progress=False)
     assert grown.path != base and len(grown.files) == N_FACES + 1 and grown.files[-1] == "999.jpg"
-
-
-def test_partition_file_beside_celeba_image_folder_selects_splits(tmp_path):
-    root = tmp_path / "celeba"
-    write_faces(root / "img_align_celeba", n=6)
-    codes = {"000.jpg": 2, "001.jpg": 0, "002.jpg": 1, "003.jpg": 0, "004.jpg": 2, "005.jpg": 0}
-    (root / "list_eval_partition.txt").write_text("".join(f"{k} {v}\n" for k, v in codes.items()))
-    cache = build_face_cache(root, image_size=16, progress=False)
-    assert cache.folder.image_dir == root / "img_align_celeba"
-    splits = split_faces(cache, val_fraction=0.5, test_fraction=0.0, seed=3)  # fractions unused
-    names = {split: [cache.files[i] for i in idx] for split, idx in splits.items()}
-    assert names == {"train": ["001.jpg", "003.jpg", "005.jpg"], "val": ["002.jpg"], "test": ["000.jpg", "004.jpg"]}
-
-
-def test_partition_found_when_root_is_the_image_folder(tmp_path):
-    write_faces(tmp_path / "img_align_celeba", n=3)
-    (tmp_path / "list_eval_partition.txt").write_text("000.jpg 0\n001.jpg 1\n")
-    cache = build_face_cache(tmp_path / "img_align_celeba", image_size=16, progress=False)
-    assert cache.folder.partition_file == tmp_path / "list_eval_partition.txt"
-    splits = split_faces(cache)
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [1, 1, 0]  # 002.jpg is unlisted: left out
 
 
 def test_grayscale_gives_one_channel_of_luma(face_dir):
@@ -190,11 +163,11 @@ def test_interrupted_build_leaves_no_cache(face_dir, monkeypatch):
             raise KeyboardInterrupt  # like Ctrl-C half way through
         return preprocess_face(path, *args, **kwargs)
 
-    monkeypatch.setattr(faces, "preprocess_face", dies)
+    monkeypatch.setattr(face_cache, "preprocess_face", dies)
     with pytest.raises(KeyboardInterrupt):
         build_face_cache(folder, image_size=16, progress=False)
     assert list((folder / ".latentdream_cache").iterdir()) == []  # neither a cache nor a temp file
-    monkeypatch.setattr(faces, "preprocess_face", preprocess_face)
+    monkeypatch.setattr(face_cache, "preprocess_face", preprocess_face)
     assert len(build_face_cache(folder, image_size=16, progress=False).files) == N_FACES
 
 
@@ -206,14 +179,107 @@ def test_half_written_cache_without_sidecar_is_rebuilt(face_dir):
     assert rebuilt.path == cache.path and rebuilt.path.with_suffix(".json").is_file()
 
 
-def test_read_only_root_falls_back_to_home_cache(face_dir, tmp_path, monkeypatch):
+def _rebuild_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "rebuilding it" in r.getMessage()]
+
+
+def test_cache_with_changed_pixels_is_rebuilt(face_dir, monkeypatch, caplog):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    original = np.array(first.images)
+    zeroed = np.load(first.path, mmap_mode="r+")
+    zeroed[:] = 0
+    zeroed.flush()
+    del zeroed
+    calls = _count_decodes(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        rebuilt = build_face_cache(folder, image_size=16, progress=False)
+    assert _rebuild_warnings(caplog) == [
+        f"face cache {first.path} has pixels changed after it was built; rebuilding it"
+    ]
+    assert len(calls) == N_FACES + 1 and rebuilt.path == first.path
+    np.testing.assert_array_equal(rebuilt.images, original)
+
+
+def test_one_changed_image_of_a_small_cache_is_noticed(face_dir, caplog):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    original = np.array(first.images)
+    changed = np.load(first.path, mmap_mode="r+")
+    changed[7, 3, 3, 0] ^= 1  # one bit of one pixel: every row of a cache this small is fingerprinted
+    changed.flush()
+    del changed
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        np.testing.assert_array_equal(build_face_cache(folder, image_size=16, progress=False).images, original)
+    assert len(_rebuild_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize("edit", ["reorder", "rename"])
+def test_cache_with_edited_file_list_is_rebuilt(face_dir, monkeypatch, caplog, edit):
+    folder, _ = face_dir
+    first = build_face_cache(folder, image_size=16, progress=False)
+    sidecar = first.path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    if edit == "reorder":
+        meta["files"] = meta["files"][::-1]
+    else:
+        meta["files"][3] = "999.jpg"
+    sidecar.write_text(json.dumps(meta))
+    calls = _count_decodes(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        rebuilt = build_face_cache(folder, image_size=16, progress=False)
+    assert _rebuild_warnings(caplog) == [
+        f"face cache {first.path} has a file list changed after it was built; rebuilding it"
+    ]
+    assert len(calls) == N_FACES + 1
+    assert rebuilt.files == first.files
+    np.testing.assert_array_equal(rebuilt.images, first.images)
+
+
+def test_pixels_fingerprint_samples_rows_of_a_large_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(face_cache, "FINGERPRINT_ROWS", 4)
+    images = np.zeros((10, 2, 2, 1), dtype=np.uint8)
+    np.save(tmp_path / "a.npy", images)
+    base = face_cache.pixels_fingerprint(np.load(tmp_path / "a.npy", mmap_mode="r"))
+    for row, changes in ((0, True), (9, True), (3, True), (1, False)):  # rows 0, 3, 6, 9 are read
+        edited = images.copy()
+        edited[row] = 1
+        np.save(tmp_path / "b.npy", edited)
+        assert (face_cache.pixels_fingerprint(np.load(tmp_path / "b.npy", mmap_mode="r")) != base) == changes
+    np.save(tmp_path / "c.npy", images.reshape(10, 2, 1, 2))  # same bytes, other shape
+    assert face_cache.pixels_fingerprint(np.load(tmp_path / "c.npy", mmap_mode="r")) != base
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    # As root, os.access reports everything writable (and chmod stops nothing), so the read-only root is simulated.
+    real_access = face_cache.os.access
+    monkeypatch.setattr(face_cache.os, "access", 
+                        lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
+
+
+def test_read_only_root_falls_back_to_home_cache_with_a_warning(face_dir, tmp_path, monkeypatch, caplog):
     folder, _ = face_dir
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    real_access = faces.os.access
-    # As root, os.access reports everything writable, so the read-only root is simulated.
-    monkeypatch.setattr(faces.os, "access", lambda p, mode: not str(p).startswith(str(folder)) and real_access(p, mode))
-    cache = build_face_cache(folder, image_size=16, progress=False)
-    assert cache.path.parent == tmp_path / "home" / ".cache" / "latentdream"
+    _read_only(monkeypatch, folder)
+    with caplog.at_level(logging.WARNING, logger="lightning_modules.data.face_cache"):
+        cache = build_face_cache(folder, image_size=16, progress=False)
+    fallback = tmp_path / "home" / ".cache" / "latentdream"
+    assert cache.path.parent == fallback
+    warnings = [r.getMessage() for r in caplog.records if "not writable" in r.getMessage()]
+    assert warnings == [f"data.root={folder} is not writable: the face cache goes to {fallback} "
+                        "(data.cache_dir chooses another folder)"]
+
+
+def test_read_only_root_and_home_is_one_line_input_error(face_dir, tmp_path, monkeypatch):
+    folder, _ = face_dir
+    (tmp_path / "home_file").write_text("a file, so nothing can be created below it")
+    monkeypatch.setenv("HOME", str(tmp_path / "home_file" / "x"))
+    _read_only(monkeypatch, folder)
+    with pytest.raises(InputError) as err:
+        build_face_cache(folder, image_size=16, progress=False)
+    message = str(err.value)
+    assert message.startswith(f"data.root={folder}: not writable, and neither is the fallback cache folder")
+    assert "data.cache_dir" in message and "\n" not in message
 
 
 def test_explicit_cache_dir(face_dir, tmp_path):
@@ -226,6 +292,7 @@ def test_explicit_cache_dir(face_dir, tmp_path):
     [
         (dict(channels=2), "data.channels=2: allowed are 1"),
         (dict(image_size=0), "data.image_size=0"),
+        (dict(image_size=1025), "data.image_size=1025: must be an integer from 1 to 1024"),
         (dict(crop=-1), "data.crop=-1"),
         (dict(max_images=0), "data.max_images=0"),
     ],
@@ -239,39 +306,6 @@ def test_max_images_takes_evenly_spaced_files(face_dir):
     cache = build_face_cache(face_dir[0], image_size=16, max_images=4, progress=False)
     # 18 sorted candidates (000..015.jpg, broken.jpg, notes.txt); every 4.5th: positions 0, 4, 9, 13
     assert cache.files == ("000.jpg", "004.jpg", "009.jpg", "013.jpg")
-
-
-def test_read_partition_rejects_bad_line(tmp_path):
-    path = tmp_path / "list_eval_partition.txt"
-    path.write_text("000001.jpg 0\n000002.jpg 3\n")
-    with pytest.raises(InputError, match=r"list_eval_partition.txt: line 2: expected '<file> <0\|1\|2>'"):
-        read_partition(path)
-
-
-def test_split_indices_is_seeded_disjoint_and_complete():
-    a = split_indices(100, 0.1, 0.2, seed=7)
-    assert [len(a[s]) for s in ("train", "val", "test")] == [70, 10, 20]
-    assert np.array_equal(np.sort(np.concatenate(list(a.values()))), np.arange(100))
-    b = split_indices(100, 0.1, 0.2, seed=7)
-    assert all(np.array_equal(a[s], b[s]) for s in a)
-    assert not np.array_equal(split_indices(100, 0.1, 0.2, seed=8)["val"], a["val"])
-    assert len(split_indices(16, 0.05, 0.05, seed=0)["val"]) == 1  # a positive fraction never gives an empty split
-    with pytest.raises(InputError, match="leave no training image"):
-        split_indices(4, 0.5, 0.5, seed=0)
-
-
-def test_image_array_dataset_scales_and_batches(face_dir):
-    cache = build_face_cache(face_dir[0], image_size=16, progress=False)
-    data = ImageArrayDataset(cache.path, indices=[3, 1, 7])
-    item = data[1]
-    assert item.shape == (3, 16, 16) and item.dtype == torch.float32
-    expected = torch.from_numpy(np.array(cache.images[1])).permute(2, 0, 1).float() / 255
-    torch.testing.assert_close(item, expected)
-    batch = torch.utils.data.default_collate(data.__getitems__([0, 2]))
-    torch.testing.assert_close(batch, torch.stack([data[0], data[2]]))
-    # Pickling (DataLoader workers) sends the path, not the pixels.
-    assert len(pickle.dumps(data)) < 2000
-    assert data.uint8_images().shape == (3, 3, 16, 16)
 
 
 def test_file_dataset_equals_cached_preprocessing(face_dir):
