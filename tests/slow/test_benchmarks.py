@@ -1,0 +1,33 @@
+"""Every benchmark script still runs (tiny sizes) and prints its ratio line: the scripts are not imported by the
+product, so nothing else would notice an API change breaking them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+TINY_ARGS = {
+    "celeba_cache.py": ["--n", "48", "--min-seconds", "0.05"],
+    "dream.py": ["--size", "84", "--steps", "1"],
+    "latent_analysis.py": ["--n-random", "500", "--dim", "8", "--repeats", "1"],
+    "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1"],
+    "train_overhead.py": ["--repeats", "1", "--batches", "3"],
+}
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_benchmark_has_tiny_arguments_here():
+    assert sorted(p.name for p in BENCHMARKS.glob("[!_]*.py")) == sorted(TINY_ARGS)
+
+
+@pytest.mark.parametrize("script", sorted(TINY_ARGS))
+def test_benchmark_runs_and_reports_a_ratio(script, tmp_path):
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), *TINY_ARGS[script]], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert any(word in out.stdout for word in ("ratio", "speed-up")), out.stdout
