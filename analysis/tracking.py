@@ -103,6 +103,10 @@ def dream_metric(mode: str, name: str) -> str:
     return f"{DREAM_DIR}/{mode}/{name}"
 
 
+# --- params: few and short, since the MLflow UI captions every image card with all of them; every other config
+# value is a tag of the same key (``optim.momentum``), and a sweep adds the keys it varies -------------------------
+PARAM_KEYS = ("model.name", "data.name", "optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
+
 # --- tags --------------------------------------------------------------------------------------------------------
 TAG_GIT_COMMIT = "mlflow.source.git.commit"  # the key the MLflow UI shows as the run's source version
 TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow nests a run under this one in its runs table

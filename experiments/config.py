@@ -14,8 +14,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from analysis import tracking
 from analysis.oip.objectives import parse_target
-from experiments.schema import DATA_KINDS, MODEL_KINDS, SETTINGS_SECTIONS, Experiment
+from experiments.schema import DATA_KINDS, MODEL_KINDS, SCALAR_KEYS, SETTINGS_SECTIONS, Experiment
 from latentdream.errors import InputError, require
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -188,7 +189,7 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Flat ``section.key`` → string map of every resolved value (MLflow params)."""
+    """Flat ``section.key`` → string map of every resolved value (a run's params and config tags)."""
     out: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -200,6 +201,26 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
 
     walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
     return out
+
+
+def split_params(flat: dict[str, str], swept: tuple[str, ...] = ()) -> tuple[dict[str, str], dict[str, str]]:
+    """``(params, config tags)`` of a flattened config: the few keys of :data:`analysis.tracking.PARAM_KEYS` (and the
+    keys a sweep varies) become params — the MLflow UI captions every image card with every param, so they must be
+    few and short — and every other value a tag, where MLflow's Difference view and Group by read it too."""
+    keys = (*tracking.PARAM_KEYS, *swept)
+    return ({k: v for k, v in flat.items() if k in keys}, {k: v for k, v in flat.items() if k not in keys})
+
+
+def is_config_key(key: str) -> bool:
+    """True for a flattened config key (``optim.lr``, ``resume``), false for other tags (``kind``, ``resume.x``)."""
+    head, dot, _ = key.partition(".")
+    return head in Experiment.__dataclass_fields__ and bool(dot) != (head in SCALAR_KEYS)
+
+
+def recorded_config(run: Any) -> dict[str, str]:
+    """The flattened config a run recorded: its config tags and its params (older runs kept all of it in params)."""
+    found = {**run.data.tags, **run.data.params}
+    return {k: v for k, v in found.items() if is_config_key(k)}
 
 
 def to_yaml(cfg: DictConfig) -> str:

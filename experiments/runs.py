@@ -23,13 +23,15 @@ import pandas as pd
 from analysis import tracking
 from analysis.plots import compare as plots
 from experiments import store
+from experiments.config import recorded_config
 from latentdream.errors import InputError
 
 COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the comparison runs
 COMPARABLE_KINDS = (tracking.KIND_AUTOENCODER, tracking.KIND_CLASSIFIER)
 
-# The columns of `latentdream runs`: the params people vary and the metrics they judge a run by.
-KEY_PARAMS = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
+# The columns of `latentdream runs`: the config values people vary (params or config tags) and the metrics they
+# judge a run by.
+KEY_CONFIG = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
 KEY_METRICS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC)
 KEY_TAGS = (tracking.TAG_KIND, tracking.TAG_MODEL, tracking.TAG_DATASET)
 
@@ -38,8 +40,8 @@ def runs_table(experiment: str | None = None, tracking_uri: str | None = None) -
     """The runs of ``experiment`` (None: of every experiment), newest first.
 
     Columns: ``run_id``, ``experiment``, ``run_name``, ``status``, ``start_time``, the tags :data:`KEY_TAGS`, the
-    params :data:`KEY_PARAMS` and the metrics :data:`KEY_METRICS` (final values) — each param/metric column only if
-    some run has it.
+    config values :data:`KEY_CONFIG` and the metrics :data:`KEY_METRICS` (final values) — each config/metric column
+    only if some run has it.
 
     :raises InputError: ``experiment`` does not exist (the message lists the ones that do); server unreachable.
     """
@@ -70,11 +72,16 @@ def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
     })
     for tag in KEY_TAGS:
         out[tag] = found.get(f"tags.{tag}")
-    for prefix, keys in (("params", KEY_PARAMS), ("metrics", KEY_METRICS)):
-        for key in keys:
-            column = found.get(f"{prefix}.{key}")
-            if column is not None and column.notna().any():
-                out[key] = column
+    for key in KEY_CONFIG:  # a param of the run, or a config tag (runs since the params became few)
+        column = found.get(f"params.{key}")
+        tag = found.get(f"tags.{key}")
+        column = tag if column is None else column if tag is None else column.fillna(tag)
+        if column is not None and column.notna().any():
+            out[key] = column
+    for key in KEY_METRICS:
+        column = found.get(f"metrics.{key}")
+        if column is not None and column.notna().any():
+            out[key] = column
     return out.reset_index(drop=True)
 
 
@@ -97,10 +104,10 @@ def print_runs(experiment: str | None = None, tracking_uri: str | None = None, f
 
 # --- latentdream compare -----------------------------------------------------------------------------------------
 def params_diff(params: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
-    """Params whose values differ between runs (a param missing from some run counts as differing).
+    """Config values that differ between runs (a key missing from some run counts as differing).
 
-    :param params: run id → {param: value}.
-    :returns: columns ``param`` then one per run id (missing: empty string), rows sorted by param.
+    :param params: run id → {config key: value} (:func:`experiments.config.recorded_config`).
+    :returns: columns ``param`` then one per run id (missing: empty string), rows sorted by key.
     """
     keys = sorted(set().union(*(p.keys() for p in params.values())))
     rows = [[k, *(p.get(k, "") for p in params.values())] for k in keys]
@@ -206,7 +213,7 @@ def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Compariso
     runs, kind = _check_runs(client, uri, run_ids)
     ids = [r.info.run_id for r in runs]
     tables = {
-        tracking.COMPARE_PARAMS_DIFF: params_diff({r.info.run_id: r.data.params for r in runs}),
+        tracking.COMPARE_PARAMS_DIFF: params_diff({r.info.run_id: recorded_config(r) for r in runs}),
         tracking.COMPARE_FINAL_METRICS: final_metrics({r.info.run_id: r.data.metrics for r in runs}),
     }
     figures: dict[str, Any] = {}

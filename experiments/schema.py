@@ -134,6 +134,9 @@ class Experiment:
     dream: DreamSettings = field(default_factory=DreamSettings)
 
 
+# The fields of :class:`Experiment` that are values, not sections.
+SCALAR_KEYS = ("name", "resume")
+
 # Sections whose dataclass depends on their ``name``.
 MODEL_KINDS: dict[str, type] = {"mnist_cnn": MnistCNNConfig, "conv_autoencoder": AutoencoderConfig}
 DATA_KINDS: dict[str, type] = {"mnist": MnistDataConfig, "mnist_bundled": MnistDataConfig, "faces": FacesDataConfig}

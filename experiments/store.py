@@ -9,7 +9,7 @@
 * Ending runs: :func:`ended` — FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED with tag ``failure_reason``.
 * Resuming runs: :func:`plan_resume` checks everything before anything is written.
 
-Launcher glue: imports MLflow, never Lightning.
+Launcher glue: imports MLflow (lazily, so that commands which fail on bad input return fast).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from analysis import tracking
+from experiments.config import recorded_config
 from latentdream.errors import InputError
 
 T = TypeVar("T")
@@ -261,12 +262,12 @@ class ResumePlan:
     run_id: str
     checkpoint: Path | None
     changed: dict[str, str]
-    new_params: dict[str, str]
+    new_keys: dict[str, str]
     logged_steps: dict[str, frozenset[int]] = field(default_factory=dict)
 
 
 def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Split the differences between a run's params and a new flattened config.
+    """Split the differences between the flattened config a run recorded and a new one.
 
     :returns: (changed allowed keys → new value, keys missing from the run → value).
     :raises InputError: a key outside :data:`RESUMABLE_KEYS` has a different value.
@@ -313,12 +314,15 @@ def logged_steps(client: Any, run: Any) -> dict[str, frozenset[int]]:
             for key in run.data.metrics if not key.startswith("system/")}
 
 
-def plan_resume(client: Any, experiment_id: str, resume: str, params: Mapping[str, str],
+def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[str, str],
                 checkpoint_root: Path) -> ResumePlan:
-    """Check everything about a resumption before anything is written (all problems are :class:`InputError`)."""
+    """Check everything about a resumption before anything is written (all problems are :class:`InputError`).
+
+    :param config: the new flattened config, compared with the one the run recorded (its params and config tags).
+    """
     run = find_run_to_resume(client, experiment_id, resume)
     run_id = run.info.run_id
-    changed, added = compare_params(run.data.params, params)
+    changed, added = compare_params(recorded_config(run), config)
     checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT
     steps = logged_steps(client, run)
     if not checkpoint.is_file():

@@ -35,7 +35,7 @@ from analysis.callbacks.learning_rate import EpochLearningRate
 from analysis.eval_mode import eval_mode
 from experiments import guards, store
 from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
-from experiments.config import flatten, to_yaml
+from experiments.config import flatten, split_params, to_yaml
 from experiments.guards import RunGuard
 from experiments.store import RunInterrupted, with_retries
 from latentdream.errors import InputError
@@ -199,9 +199,11 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
     return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=int(os.environ.get("LOCAL_RANK", "1")))
 
 
-def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
+def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = ()) -> TrainResult:
     """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
     id and final metrics.
+
+    :param swept: config keys a sweep varies: logged as params beside :data:`analysis.tracking.PARAM_KEYS`.
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
@@ -225,7 +227,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
-    params = flatten(cfg)
+    flat = flatten(cfg)
     mlflow.set_tracking_uri(uri)
     plan = None
     outer_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`, which made the run we must log into
@@ -241,7 +243,7 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
             if found is None:
                 raise InputError(f"resume={cfg.resume}: experiment {experiment_name!r} does not exist in {uri}")
             experiment_id = found.experiment_id
-            plan = store.plan_resume(client, experiment_id, cfg.resume, params, checkpoint_root)
+            plan = store.plan_resume(client, experiment_id, cfg.resume, flat, checkpoint_root)
         else:
             experiment_id = with_retries(store.experiment_id_for, client, experiment_name, artifact_root)
         store.enable_wal(uri)
@@ -260,12 +262,13 @@ def train(cfg: DictConfig, command: str | None = None) -> TrainResult:
     with _signals_restored(guard), store.ended(client, run_id, end=mlflow.end_run):
         try:
             if plan is not None:
-                with_retries(mlflow.set_tags, store.resume_tags(run, plan))
-                if plan.new_params:  # keys added to the schema since the run started
-                    with_retries(mlflow.log_params, plan.new_params)
+                # keys added to the schema since the run started become tags (params are immutable and few)
+                with_retries(mlflow.set_tags, {**plan.new_keys, **store.resume_tags(run, plan)})
                 log.info("resuming run %s from %s", run_id, plan.checkpoint or "its start")
             else:
+                params, config_tags = split_params(flat, swept)
                 with_retries(mlflow.log_params, params)
+                with_retries(mlflow.set_tags, config_tags)
                 with_retries(mlflow.log_text, to_yaml(cfg), tracking.CONFIG_ARTIFACT)
             checkpoint = _checkpoint_callback(checkpoint_dir)
             logger = EpochMLFlowLogger(experiment_name=experiment_name, tracking_uri=uri, run_id=run_id,

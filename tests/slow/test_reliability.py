@@ -82,13 +82,13 @@ def test_sigkill_then_resume_continues_the_same_run_like_an_uninterrupted_one(st
     assert client.get_run(run_id).info.status == "RUNNING"  # SIGKILL: nothing could mark it
     assert _load_last(store, run_id)["epoch"] == 0
 
-    # resume=last finds it; the sleep knob may change (it is recorded as a tag, params stay as logged)
+    # resume=last finds it; the sleep knob may change (recorded as a resume.* tag; the config tags stay as logged)
     resumed = train(load_experiment("cnn_mnist_bundled", [*FAST, *store["overrides"], "trainer.max_epochs=3",
                                                           "resume=last"]), command="pytest")
     assert resumed.run_id == run_id
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["trainer.sleep_per_batch"] == "0.4" and run.data.params["resume"] == "None"
+    assert run.data.tags["trainer.sleep_per_batch"] == "0.4" and run.data.tags["resume"] == "None"
     assert run.data.tags["resumed"] == "1" and run.data.tags["resume.trainer.sleep_per_batch"] == "None"
     for key in EPOCH_KEYS:
         assert _steps(client, run_id, key) == [0, 1, 2], key  # every epoch exactly once

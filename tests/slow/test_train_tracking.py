@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from analysis import tracking
-from experiments.config import load_experiment
+from experiments.config import flatten, load_experiment, recorded_config
 from experiments.train import train
 from tests.conftest import TINY
 
@@ -28,10 +28,13 @@ def test_cnn_run_holds_params_metrics_config_checkpoint_and_model(store):
     result, client, run = _run(store, "cnn_mnist_bundled", ["trainer.max_epochs=2"])
     assert run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "cnn_mnist_bundled"
-    # every resolved config value is a flat param
-    assert run.data.params["optim.name"] == "sgd"
-    assert run.data.params["model.conv_filters"] == "[32, 64, 128]"
-    assert run.data.params["trainer.max_epochs"] == "2"
+    # a few short params (the MLflow UI captions every image card with them); every other value is a config tag
+    assert set(run.data.params) == set(tracking.PARAM_KEYS)
+    assert len(", ".join(f"{k}={v}" for k, v in run.data.params.items())) <= 120
+    assert run.data.params["optim.name"] == "sgd" and run.data.params["trainer.max_epochs"] == "2"
+    assert run.data.tags["model.conv_filters"] == "[32, 64, 128]" and run.data.tags["optim.momentum"] == "0.9"
+    assert recorded_config(run) == flatten(load_experiment("cnn_mnist_bundled", [
+        *TINY, *store["overrides"], *NO_ANALYSIS, "trainer.max_epochs=2"]))
     # tags for filtering and provenance
     tags = run.data.tags
     assert tags["experiment"] == "cnn_mnist_bundled" and tags["dataset"] == "mnist_bundled"
@@ -59,7 +62,7 @@ def test_cnn_run_holds_params_metrics_config_checkpoint_and_model(store):
 def test_autoencoder_run_logs_loss_and_a_model_with_encode(store):
     result, client, run = _run(store, "ae_case1_mnist_bundled")
     assert run.info.status == "FINISHED"
-    assert run.data.params["model.encoder_filters"] == "[32, 64, 128, 256]"
+    assert run.data.tags["model.encoder_filters"] == "[32, 64, 128, 256]"
     assert [m.step for m in client.get_metric_history(run.info.run_id, tracking.VAL_LOSS)] == [0]
     mlflow.set_tracking_uri(store["uri"])
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")
