@@ -130,7 +130,7 @@ class OIPSettings(PeriodicSettings):
         require(len(self.inits) > 0, "oip.inits", list(self.inits), f"give at least one of {', '.join(Init)}")
         require(self.maps is None or (len(self.maps) > 0 and min(self.maps) >= 0), "oip.maps", self.maps,
                 "give map indices >= 0 (or null for all maps)")
-        require(self.lr > 0, "oip.lr", self.lr, "it must be > 0")
+        require(0 < self.lr < math.inf, "oip.lr", self.lr, "it must be a finite number > 0")
         for key in ("steps", "jitter", "blur_every", "blur_sigma"):
             require(getattr(self, key) >= 0, f"oip.{key}", getattr(self, key), "it must be >= 0")
         require(0 <= self.l2_decay < 1, "oip.l2_decay", self.l2_decay, "it must be in [0, 1)")
@@ -183,7 +183,8 @@ class DreamSettings(PeriodicSettings):
             require(getattr(self, key) >= 1, f"dream.{key}", getattr(self, key), "it must be >= 1")
         for key in ("steps", "steps_per_octave"):
             require(getattr(self, key) >= 0, f"dream.{key}", getattr(self, key), "it must be >= 0")
-        require(self.lr is None or self.lr > 0, "dream.lr", self.lr, "it must be > 0 (or null: each mode's own)")
+        require(self.lr is None or 0 < self.lr < math.inf, "dream.lr", self.lr,
+                "it must be a finite number > 0 (or null: each mode's own)")
         require(1.0 < self.octave_scale <= 2.0, "dream.octave_scale", self.octave_scale, "it must be in (1, 2]")
         require(self.max_side >= MIN_SIDE, "dream.max_side", self.max_side, f"it must be >= {MIN_SIDE}")
         require(0 <= self.low_pct < self.high_pct <= 100, "dream.low_pct/high_pct", [self.low_pct, self.high_pct],

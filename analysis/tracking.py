@@ -27,7 +27,9 @@ LEARNING_RATE = "train/lr"
 
 # --- artifact paths ----------------------------------------------------------------------------------------------
 CONFIG_ARTIFACT = "config.yaml"
+FAILURE_TRACEBACK = "failure_traceback.txt"  # beside the tag failure_reason of a FAILED run
 CHECKPOINT_DIR = "checkpoints"  # best.ckpt
+WEIGHTS = f"{CHECKPOINT_DIR}/weights.pt"  # the trained network's state dict (loaded with weights_only=True)
 MODEL_NAME = "model"  # runs:/<id>/model
 
 LATENT_DIR = "latent"
@@ -113,6 +115,7 @@ TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow nests a run under this one in it
 TAG_COMMAND = "command"
 TAG_MODEL, TAG_DATASET, TAG_EXPERIMENT, TAG_KIND = "model", "dataset", "experiment", "kind"
 TAG_FAILURE = "failure_reason"
+TAG_PREVIOUS_FAILURE = "previous_failure"  # a resumed run's last failure_reason
 TAG_RESUMED = "resumed"  # how many times the run was resumed
 TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (params are immutable)
 TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given

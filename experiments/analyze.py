@@ -3,6 +3,12 @@
 Each command checks everything first — the run exists, it holds the right kind of model, the overrides are valid,
 the data is still there — and computes the whole analysis before it writes anything, so a typo or a failing step
 never leaves a run half-updated.
+
+Trust boundary: the network is rebuilt from the run's ``config.yaml`` and only its weights are read, with
+``torch.load(weights_only=True)`` (``checkpoints/weights.pt``, or the state dict of ``checkpoints/best.ckpt``), so a
+planted pickle in the store runs no code here. The MLflow model (``runs:/<id>/model``) stays for
+``mlflow.pytorch.load_model`` users, who unpickle it and must trust whoever can write the store.
+The analysis runs on the accelerator the trainer would use (``trainer.accelerator``), in exact fp32.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 from omegaconf import DictConfig
 
 from analysis import tracking
@@ -31,9 +38,44 @@ class LoggedRun:
     writer: tracking.RunWriter
     last_epoch: int
 
-    def load_network(self):
-        """The trained network logged as ``runs:/<id>/model`` (an ``nn.Module``, in eval mode)."""
-        return mlflow.pytorch.load_model(f"runs:/{self.run_id}/{tracking.MODEL_NAME}").eval()
+    def load_network(self) -> torch.nn.Module:
+        """The trained network, rebuilt from the run's config and its weights (never unpickled), in eval mode, on the
+        accelerator the trainer would use.
+
+        :raises InputError: the run holds neither ``checkpoints/weights.pt`` nor ``checkpoints/best.ckpt``.
+        """
+        from experiments.build import build_network
+
+        channels = self.cfg.data.channels if self.cfg.data.name == "faces" else 1
+        network = build_network(self.cfg, channels, self.cfg.data.image_size)
+        network.load_state_dict(self._weights())
+        return network.to(analysis_device(self.cfg.trainer.accelerator)).eval()
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in (tracking.WEIGHTS, f"{tracking.CHECKPOINT_DIR}/best.ckpt"):
+                try:
+                    local = self.client.download_artifacts(self.run_id, path, tmp)
+                except Exception:  # noqa: BLE001 - not in this run: try the next source
+                    continue
+                try:
+                    state = torch.load(local, map_location="cpu", weights_only=True)
+                except Exception as err:  # noqa: BLE001 - an UnpicklingError for anything but plain tensors
+                    raise InputError(f"run {self.run_id}: {path} is not a plain weights file ({type(err).__name__}); "
+                                     "it is not loaded") from None
+                if "state_dict" in state:  # a Lightning checkpoint of the LightningModule: keep the network's part
+                    prefix = "network."
+                    state = {k[len(prefix):]: v for k, v in state["state_dict"].items() if k.startswith(prefix)}
+                return state
+        raise InputError(f"run {self.run_id} has no {tracking.WEIGHTS} or checkpoint to load the network from")
+
+
+def analysis_device(accelerator: str) -> torch.device:
+    """Where analyses of a run compute: the GPU when the trainer would use one (``auto``, ``gpu``, ``cuda``) and one is
+    present, else the CPU."""
+    if str(accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
 
 
 def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:

@@ -13,7 +13,9 @@ import os
 import sys
 import warnings
 
-from latentdream.errors import InputError, NonFiniteLossError
+from analysis import tracking
+from experiments import store
+from latentdream.errors import InputError
 
 
 def _quiet() -> None:
@@ -164,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"latentdream: error: {err}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as err:  # the run is FAILED with the reason as a tag; its last good checkpoint is kept
-        print(f"latentdream: error: {err}", file=sys.stderr)
+    except Exception as err:
+        run_id = getattr(err, "latentdream_run_id", None)
+        if run_id is None:
+            raise  # before any run existed: a bug, which keeps its traceback
+        # The run is FAILED with the reason as a tag and the traceback as an artifact; its last good checkpoint is kept.
+        print(f"latentdream: error: run {run_id} FAILED: {store.failure_reason(err).splitlines()[0]} "
+              f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
         return 1
 
 

@@ -102,9 +102,10 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
         rest = OmegaConf.masked_copy(raw, [k for k in raw if k not in ("model", "data")])
         cfg = OmegaConf.merge(OmegaConf.structured(Experiment), rest)
         cfg.model, cfg.data = model, data
+        OmegaConf.resolve(cfg)  # ${oc.env:X} and other interpolations: resolved now (and logged resolved) or refused
+        validate(cfg)
     except OmegaConfBaseException as err:
         raise InputError(_one_line(err)) from None
-    validate(cfg)
     return cfg
 
 

@@ -86,6 +86,7 @@ class TrainerConfig:
     max_epochs: int = 10
     accelerator: str = "auto"
     devices: Any = "auto"
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     seed: int = 42

@@ -7,7 +7,8 @@
   :func:`with_retries` (sqlite's "database is locked").
 * Finding runs: :func:`find_run` (by id, of a kind), :func:`experiment_id_for` (created if missing).
 * Ending runs: :func:`ended` — FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED with tag ``failure_reason``.
-* Resuming runs: :func:`plan_resume` checks everything before anything is written.
+* Live runs: :class:`RunLock`, an ``flock`` beside a run's checkpoints held by the process training it.
+* Resuming runs: :func:`plan_resume` checks everything before anything is written, and never picks a live run.
 
 Launcher glue: imports MLflow (lazily, so that commands which fail on bad input return fast).
 """
@@ -19,8 +20,11 @@ import fcntl
 import os
 import random
 import signal
+import socket
 import sqlite3
+import tempfile
 import time
+import traceback
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -94,6 +98,30 @@ def client_for(tracking_uri: str | None = None) -> tuple[str, Any]:
     uri = tracking_uri or default_tracking_uri()
     check_reachable(uri)
     return uri, mlflow.MlflowClient(uri)
+
+
+def check_writable(folder: str | Path, key: str) -> None:
+    """Raise :class:`InputError` naming ``key`` unless ``folder`` exists (or can be made) and takes a file.
+
+    Writes and removes a probe file rather than asking ``os.access``, which says yes to root on a read-only mount.
+    """
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".latentdream-write-check-"):
+            pass
+    except OSError as err:
+        raise InputError(f"{key}={str(folder)!r}: not a writable folder ({err.strerror or err})") from None
+
+
+def local_path(uri: str | None) -> Path | None:
+    """The folder of a local artifact location (a plain path or ``file://`` URI); None for remote stores."""
+    if not uri:
+        return None
+    parts = urlsplit(str(uri))
+    if parts.scheme == "file":
+        return Path(parts.path)
+    return Path(uri) if parts.scheme == "" else None
 
 
 # --- concurrent local stores -------------------------------------------------------------------------------------
@@ -236,9 +264,56 @@ def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> 
         raise
     except BaseException as err:
         with_retries(client.set_tag, run_id, tracking.TAG_FAILURE, failure_reason(err))
+        with contextlib.suppress(Exception):  # the traceback is a courtesy; the reason tag is the record
+            client.log_text(run_id, "".join(traceback.format_exception(err)), tracking.FAILURE_TRACEBACK)
         with_retries(end, "FAILED")
+        err.latentdream_run_id = run_id  # the command line reports it as one line: the run holds the details
         raise
     with_retries(end, "FINISHED")
+
+
+# --- live runs ---------------------------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive ``flock`` on ``<checkpoint_dir>/<run id>.lock`` (beside the run's checkpoint folder, so that
+    Lightning finds that folder as it left it), held by the process that trains the run.
+
+    The kernel releases it the instant that process dies — also by SIGKILL or power loss — so a lock that cannot be
+    taken means a live run (on this machine, or on another one sharing the checkpoint folder), and a dead run can be
+    resumed at once. The file names the holder (pid and host) for the message.
+    """
+
+    def __init__(self, checkpoint_root: Path, run_id: str) -> None:
+        self.path = Path(checkpoint_root) / f"{run_id}.lock"
+        self._handle = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._handle = handle
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it (``pid 123 on host``)."""
+        try:
+            return self.path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
 
 
 # --- resuming runs -----------------------------------------------------------------------------------------------
@@ -257,13 +332,19 @@ mean. Their new values are recorded as ``resume.<key>`` tags (MLflow params are 
 
 @dataclass(frozen=True)
 class ResumePlan:
-    """What resuming a run needs: the run, its checkpoint, the changed keys and the metric steps already logged."""
+    """What resuming a run needs: the run, its lock (held), its checkpoint, the changed keys and the metric steps
+    already logged."""
 
-    run_id: str
+    run: Any
+    lock: RunLock
     checkpoint: Path | None
     changed: dict[str, str]
     new_keys: dict[str, str]
     logged_steps: dict[str, frozenset[int]] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
 
 
 def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -284,17 +365,21 @@ def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict
     return changed, added
 
 
-def find_run_to_resume(client: Any, experiment_id: str, resume: str) -> Any:
-    """The run named by ``resume``: a run id, or ``last`` = the newest run of the experiment not FINISHED.
+def find_run_to_resume(client: Any, experiment_id: str, resume: str, checkpoint_root: Path) -> tuple[Any, RunLock]:
+    """The run named by ``resume`` and its lock, taken: a run id, or ``last`` = the newest run of the experiment that
+    is not FINISHED and not still training.
 
-    :raises InputError: no such run, a run of another experiment, or a FINISHED run.
+    :raises InputError: no such run, a run of another experiment, a FINISHED run, or a run still training.
     """
     if resume == "last":
         runs = client.search_runs([experiment_id], filter_string="attributes.status != 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
-        if not runs:
-            raise InputError("resume=last: this experiment has no killed, failed or unfinished run to resume")
-        return runs[0]
+                                  order_by=["attributes.start_time DESC"], max_results=1000)
+        for run in runs:
+            lock = RunLock(checkpoint_root, run.info.run_id)
+            if lock.acquire():
+                return run, lock
+        live = f" ({len(runs)} still training)" if runs else ""
+        raise InputError(f"resume=last: this experiment has no killed, failed or unfinished run to resume{live}")
     from mlflow.exceptions import MlflowException
 
     try:
@@ -305,7 +390,10 @@ def find_run_to_resume(client: Any, experiment_id: str, resume: str) -> Any:
         raise InputError(f"resume={resume!r}: the run belongs to another experiment (id {run.info.experiment_id})")
     if run.info.status == "FINISHED":
         raise InputError(f"resume={resume!r}: the run is FINISHED; only killed, failed or unfinished runs resume")
-    return run
+    lock = RunLock(checkpoint_root, resume)
+    if not lock.acquire():
+        raise InputError(f"resume={resume}: the run is still training ({lock.holder()}); stop it first, or wait")
+    return run, lock
 
 
 def logged_steps(client: Any, run: Any) -> dict[str, frozenset[int]]:
@@ -320,21 +408,38 @@ def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[st
 
     :param config: the new flattened config, compared with the one the run recorded (its params and config tags).
     """
-    run = find_run_to_resume(client, experiment_id, resume)
-    run_id = run.info.run_id
-    changed, added = compare_params(recorded_config(run), config)
-    checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT
-    steps = logged_steps(client, run)
-    if not checkpoint.is_file():
-        if any(steps.values()):
-            raise InputError(f"resume={resume}: run {run_id} has logged epochs but no checkpoint {checkpoint}; "
-                             "check tracking.checkpoint_dir")
-        checkpoint = None  # killed during its first epoch: start that run again from scratch
-    return ResumePlan(run_id, checkpoint, changed, added, steps)
+    run, lock = find_run_to_resume(client, experiment_id, resume, checkpoint_root)
+    try:
+        run_id = run.info.run_id
+        changed, added = compare_params(recorded_config(run), config)
+        checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT
+        steps = logged_steps(client, run)
+        if not checkpoint.is_file():
+            if any(steps.values()):
+                raise InputError(f"resume={resume}: run {run_id} has logged epochs but no checkpoint {checkpoint}; "
+                                 "check tracking.checkpoint_dir")
+            checkpoint = None  # killed during its first epoch: start that run again from scratch
+    except BaseException:
+        lock.release()
+        raise
+    return ResumePlan(run, lock, checkpoint, changed, added, steps)
 
 
-def resume_tags(run: Any, plan: ResumePlan) -> dict[str, str]:
-    """Tags a resumption sets: the count ``resumed`` and ``resume.<key>`` for each key that changed."""
-    resumed = int(run.data.tags.get(tracking.TAG_RESUMED, "0")) + 1
-    return {tracking.TAG_RESUMED: str(resumed),
-            **{tracking.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
+def start_resumed(client: Any, plan: ResumePlan) -> None:
+    """Record a resumption in its run before training continues: the count ``resumed``, ``resume.<key>`` for each key
+    that changed, config tags for keys the schema gained since; the last ``failure_reason`` moves to
+    ``previous_failure`` (the run is no longer failed); a logged model left PENDING by a kill is deleted."""
+    tags = plan.run.data.tags
+    new = {tracking.TAG_RESUMED: str(int(tags.get(tracking.TAG_RESUMED, "0")) + 1), **plan.new_keys,
+           **{tracking.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
+    if tracking.TAG_FAILURE in tags:
+        new[tracking.TAG_PREVIOUS_FAILURE] = tags[tracking.TAG_FAILURE]
+        with_retries(client.delete_tag, plan.run_id, tracking.TAG_FAILURE)
+    for key, value in new.items():
+        with_retries(client.set_tag, plan.run_id, key, value)
+    from mlflow.entities import LoggedModelStatus
+
+    models = client.search_logged_models([plan.run.info.experiment_id], filter_string=f"source_run_id = '{plan.run_id}'")
+    for model in models:  # (MLflow's filter on status does not match PENDING; compare here)
+        if model.status == LoggedModelStatus.PENDING:
+            with_retries(client.delete_logged_model, model.model_id)

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,9 +26,11 @@ from typing import Any
 import lightning as L
 import mlflow
 import torch
+from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from mlflow.models import infer_signature
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from typing_extensions import override
 
 from analysis import tracking
@@ -113,6 +116,15 @@ def run_tags(cfg: DictConfig, command: str | None) -> dict[str, str]:
     return tags
 
 
+def _log_weights(network: torch.nn.Module) -> None:
+    """The network's weights as a plain state dict (``checkpoints/weights.pt``): what ``latentdream analyze|oip|dream``
+    load — with ``weights_only=True``, into a network rebuilt from ``config.yaml`` — instead of unpickling a model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(tracking.WEIGHTS).name
+        torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, path)
+        mlflow.log_artifact(str(path), str(Path(tracking.WEIGHTS).parent))
+
+
 def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     """Log the plain network with an input/output signature, loadable by ``mlflow.pytorch.load_model``."""
     sample = next(iter(datamodule.val_dataloader()))
@@ -128,18 +140,67 @@ def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     network.to(device)
 
 
-def _check_test_knobs(cfg: DictConfig) -> None:
+def _lightning_kwargs(cfg: DictConfig) -> dict:
+    """``lightning.Trainer`` arguments of ``cfg.trainer`` without our test-only knobs."""
+    kwargs = trainer_kwargs(cfg)
+    for key in _GUARD_KEYS:
+        kwargs.pop(key, None)
+    return kwargs
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """Everything about the ``trainer`` section that can be known before a run exists: the test-only knobs, what
+    ``lightning.Trainer`` itself rejects (a bogus precision, accelerator or limit), and what it would accept but the
+    machine cannot hold — more CPU processes than cores, more nodes than a cluster provides.
+
+    :raises InputError: one line naming the key and what is allowed; no Trainer, process or run is left behind.
+    """
     sleep, step = cfg.trainer.sleep_per_batch, cfg.trainer.inject_nan_at_step
     if sleep is not None and not sleep >= 0:
         raise InputError(f"trainer.sleep_per_batch={sleep!r} is not allowed; it must be >= 0 seconds (test-only)")
     if step is not None and step < 0:
         raise InputError(f"trainer.inject_nan_at_step={step!r} is not allowed; it must be >= 0 (test-only)")
+    _check_devices(cfg)
+    kwargs = _lightning_kwargs(cfg)
+    try:  # building a Trainer validates its arguments and starts nothing (processes start in fit)
+        trainer = L.Trainer(**{**kwargs, "logger": False, "enable_checkpointing": False,
+                                "enable_progress_bar": False, "enable_model_summary": False})
+    except (MisconfigurationException, ValueError, TypeError, ImportError, RuntimeError) as err:
+        raise InputError(f"trainer settings {_shown(kwargs)} are not allowed: {str(err).splitlines()[0]}") from None
+    if trainer.num_nodes > 1 and isinstance(trainer._accelerator_connector.cluster_environment, LightningEnvironment) \
+            and "MASTER_ADDR" not in os.environ:
+        raise InputError(f"trainer.num_nodes={trainer.num_nodes} is not allowed here: no cluster environment (SLURM, "
+                         "torchrun, MASTER_ADDR) provides the other nodes")
+
+
+def _check_devices(cfg: DictConfig) -> None:
+    """``trainer.devices`` against what this machine has — before any Trainer exists, since each device is one
+    training process (``devices=999`` on a CPU would start 999)."""
+    devices, accelerator = cfg.trainer.devices, str(cfg.trainer.accelerator)
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, str) and "," in devices:
+        devices = [d for d in devices.split(",") if d.strip()]
+    if devices == "auto" or devices == -1:
+        return  # Lightning takes what there is
+    wanted = len(devices) if isinstance(devices, (list, tuple, ListConfig)) else devices
+    if not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 1:
+        raise InputError(f"trainer.devices={cfg.trainer.devices!r} is not allowed; give a number >= 1, a list of "
+                         "device ids, -1 or auto")
+    gpus = torch.cuda.device_count()
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    have, what = (gpus, "GPUs") if on_gpu else (os.cpu_count() or 1, "CPU cores (each device is one process)")
+    if wanted > have:
+        raise InputError(f"trainer.devices={cfg.trainer.devices!r} is not allowed: this machine has {have} {what}")
+
+
+def _shown(kwargs: dict) -> str:
+    keys = ("accelerator", "devices", "strategy", "num_nodes", "precision")
+    return ", ".join(f"{k}={kwargs[k]!r}" for k in keys if k in kwargs)
 
 
 def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: guards.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
-    kwargs = trainer_kwargs(cfg)
-    for key in _GUARD_KEYS:
-        kwargs.pop(key, None)
+    kwargs = _lightning_kwargs(cfg)
     callbacks = [guard, checkpoint, EpochLearningRate(), *build_callbacks(cfg)]
     return L.Trainer(logger=logger, callbacks=callbacks, **kwargs)
 
@@ -210,7 +271,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
         the run is KILLED and its checkpoints kept.
     :raises latentdream.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """
-    _check_test_knobs(cfg)
+    check_trainer(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # checks the data folder, builds caches: before a run exists
@@ -227,6 +288,9 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
+    store.check_writable(checkpoint_root, "tracking.checkpoint_dir")
+    if store.local_path(artifact_root) is not None:
+        store.check_writable(store.local_path(artifact_root), "tracking.artifact_root")
     flat = flatten(cfg)
     mlflow.set_tracking_uri(uri)
     plan = None
@@ -247,6 +311,9 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
         else:
             experiment_id = with_retries(store.experiment_id_for, client, experiment_name, artifact_root)
         store.enable_wal(uri)
+    location = store.local_path(with_retries(client.get_experiment, experiment_id).artifact_location)
+    if location is not None:  # an existing experiment keeps its own artifact folder
+        store.check_writable(location, f"the artifact folder of experiment {experiment_name!r}")
 
     if plan is not None:
         run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
@@ -258,12 +325,25 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
                            tags=run_tags(cfg, command), log_system_metrics=cfg.tracking.system_metrics)
     run_id = run.info.run_id
     checkpoint_dir = checkpoint_root / run_id
+    lock = plan.lock if plan is not None else store.RunLock(checkpoint_root, run_id)
+    if plan is None and not lock.acquire():  # a new run's lock is free: only `mlflow run` reuses a run id
+        raise InputError(f"run {run_id} is already being trained ({lock.holder()})")
+    try:
+        return _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
+                             experiment_name, uri)
+    finally:
+        lock.release()
+
+
+def _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
+                  experiment_name, uri) -> TrainResult:
+    """Fit, test and log into the started ``run``; it ends FINISHED, FAILED or KILLED (see :func:`store.ended`)."""
+    run_id = run.info.run_id
     guard = _guard(cfg)
     with _signals_restored(guard), store.ended(client, run_id, end=mlflow.end_run):
         try:
             if plan is not None:
-                # keys added to the schema since the run started become tags (params are immutable and few)
-                with_retries(mlflow.set_tags, {**plan.new_keys, **store.resume_tags(run, plan)})
+                store.start_resumed(client, plan)
                 log.info("resuming run %s from %s", run_id, plan.checkpoint or "its start")
             else:
                 params, config_tags = split_params(flat, swept)
@@ -284,6 +364,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
             if best:
                 with_retries(mlflow.log_artifact, best, tracking.CHECKPOINT_DIR)
+            with_retries(_log_weights, module.network)
             if cfg.tracking.log_model:
                 with_retries(_log_model, module.network, datamodule)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})

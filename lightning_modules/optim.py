@@ -8,6 +8,7 @@ config edit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,7 +58,7 @@ class OptimizerSettings:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
 
     def __post_init__(self) -> None:
-        require(self.lr > 0, "optim.lr", self.lr, "it must be > 0")
+        require(0 < self.lr < math.inf, "optim.lr", self.lr, "it must be a finite number > 0")
         for key in ("momentum", "weight_decay"):
             value = getattr(self, key)
             require(value >= 0, f"optim.{key}", value, "it must be >= 0")

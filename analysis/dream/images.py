@@ -36,6 +36,8 @@ def load_image(path_or_array: str | Path | np.ndarray, gray: bool = True, *, min
     if isinstance(path_or_array, (str, Path)):
         path = Path(path_or_array)
         name = str(path)
+        if path.is_dir():
+            raise InputError(f"image file {name!r} is a directory; give an image file")
         if not path.is_file():
             raise InputError(f"image file {name!r} does not exist")
         try:

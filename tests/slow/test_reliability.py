@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from analysis import tracking
+from experiments.cli import main
 from experiments.config import load_experiment
 from experiments.store import LAST_CHECKPOINT
 from latentdream.errors import NonFiniteLossError
@@ -71,10 +72,17 @@ def _load_last(store: dict, run_id: str) -> dict:
     return torch.load(store["path"] / "checkpoints" / run_id / LAST_CHECKPOINT, weights_only=True)
 
 
-def test_sigkill_then_resume_continues_the_same_run_like_an_uninterrupted_one(store):
+def test_sigkill_then_resume_continues_the_same_run_like_an_uninterrupted_one(store, capsys):
     proc = subprocess.Popen(_cli(store, "trainer.max_epochs=3", "trainer.sleep_per_batch=0.4"), env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     run_id = _wait_for_epoch_metrics(store, proc, epoch=0)
+    # while it trains, neither resume=last nor resume=<its id> may take it over
+    for resume, message in (("last", "no killed, failed or unfinished run to resume (1 still training)"),
+                            (run_id, f"resume={run_id}: the run is still training (pid {proc.pid} on")):
+        argv = ["train", "cnn_mnist_bundled", *FAST, *store["overrides"], "trainer.max_epochs=3", f"resume={resume}"]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert proc.poll() is None and mlflow.MlflowClient(store["uri"]).get_run(run_id).info.status == "RUNNING"
     time.sleep(0.3)  # inside epoch 1: its 3 batches take >= 1.2 s
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -129,6 +137,8 @@ def test_nan_loss_fails_the_run_keeps_the_last_good_checkpoint_and_the_run_resum
     client = mlflow.MlflowClient(store["uri"])
     assert run.info.status == "FAILED"
     assert run.data.tags[tracking.TAG_FAILURE].startswith("NonFiniteLossError")
+    traceback_file = client.download_artifacts(run.info.run_id, tracking.FAILURE_TRACEBACK, str(store["path"]))
+    assert "NonFiniteLossError" in Path(traceback_file).read_text()
     ckpt = _load_last(store, run.info.run_id)
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
@@ -137,10 +147,17 @@ def test_nan_loss_fails_the_run_keeps_the_last_good_checkpoint_and_the_run_resum
     # A resumed run keeps its config: a changed hyperparameter is refused before anything is written ...
     with pytest.raises(InputError, match=r"optim\.lr=.*differs"):
         train(load_experiment("cnn_mnist_bundled", [*overrides, "optim.lr=0.5", f"resume={run.info.run_id}"]))
-    # ... and without the poison the failed run completes into the same run.
+    # ... and without the poison the failed run completes into the same run; a model a kill left PENDING is dropped.
+    pending = client.create_logged_model(run.info.experiment_id, name="model", source_run_id=run.info.run_id)
     result = train(load_experiment("cnn_mnist_bundled", [*overrides, f"resume={run.info.run_id}"]))
+    assert [m.model_id for m in client.search_logged_models([run.info.experiment_id])] == []
+    assert str(pending.status) == "PENDING"
     assert result.run_id == run.info.run_id
-    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    resumed = client.get_run(run.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    # the finished run no longer reads as failed; the failure stays on record
+    assert tracking.TAG_FAILURE not in resumed.data.tags
+    assert resumed.data.tags[tracking.TAG_PREVIOUS_FAILURE].startswith("NonFiniteLossError")
     assert _steps(client, run.info.run_id, tracking.TRAIN_LOSS) == [0, 1]
     with pytest.raises(InputError, match="FINISHED"):
         train(load_experiment("cnn_mnist_bundled", [*overrides, f"resume={run.info.run_id}"]))

@@ -48,8 +48,9 @@ def test_cnn_run_holds_params_metrics_config_checkpoint_and_model(store):
                                                tracking_uri=store["uri"], dst_path=str(store["path"] / "dl"))
     logged = yaml.safe_load(open(path))
     assert logged["model"]["conv_filters"] == [32, 64, 128] and logged["name"] == "cnn_mnist_bundled"
-    # best checkpoint
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt"]
+    # best checkpoint, and the network's weights alone (what the analysis commands load)
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/best.ckpt",
+                                                                                      tracking.WEIGHTS]
     # the model reloads and predicts exactly like the trained network
     mlflow.set_tracking_uri(store["uri"])
     model = mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from experiments.cli import main
 from tests.conftest import write_idx
@@ -81,8 +82,15 @@ def store(template_store, tmp_path, monkeypatch) -> dict:
     corrupt.mkdir(parents=True)
     (corrupt / "000001.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)
     (inputs / "notes.jpg").write_text("a text file named like an image\n")
+    unlisted = inputs / "unlisted_faces"
+    (unlisted / "img_align_celeba").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((40, 40, 3), 60 * i, np.uint8)).save(unlisted / "img_align_celeba" / f"{i:06d}.jpg")
+    (unlisted / "list_eval_partition.txt").write_text("other_000001.jpg 0\nother_000002.jpg 1\n")
+    (inputs / "a_file").write_text("not a folder\n")
     folders = {"tmp": tmp_path, "empty": inputs / "empty", "wrong_magic": wrong_magic, "truncated": truncated,
                "bad_gzip": bad_gzip, "corrupt_faces": corrupt.parent, "text_image": inputs / "notes.jpg",
+               "unlisted_faces": unlisted, "under_a_file": inputs / "a_file" / "sub",
                "finished": finished, "failed": failed}
     return {"db": tmp_path / "mlflow.db", "artifacts": template_store["root"] / "mlruns", "folders": folders}
 
@@ -119,6 +127,26 @@ CASES = [
     ("resume without checkpoint", ["train", "cnn_mnist_bundled", "resume={failed}", *TINY_RUN], "no checkpoint", ()),
     ("resume another experiment", ["train", "ae_case1_mnist_bundled", "resume={failed}", *TINY_RUN],
      "does not exist", ()),
+    # what lightning.Trainer would reject, or accept and then overrun the machine with
+    ("bogus precision", ["train", "cnn_mnist_bundled", "trainer.precision=bogus"], "precision", ()),
+    ("negative batch limit", ["train", "cnn_mnist_bundled", "trainer.limit_train_batches=-1"], "limit_train_batches", ()),
+    ("missing accelerator", ["train", "cnn_mnist_bundled", "trainer.accelerator=tpu"], "accelerator='tpu'", ()),
+    ("999 CPU processes", ["train", "cnn_mnist_bundled", "trainer.accelerator=cpu", "trainer.devices=999"],
+     "trainer.devices=999", ()),
+    ("nodes without a cluster", ["train", "cnn_mnist_bundled", "trainer.num_nodes=3"], "trainer.num_nodes=3", ()),
+    ("unset environment variable", ["train", "cnn_mnist_bundled", "trainer.max_epochs=${{oc.env:LATENTDREAM_NOPE}}"],
+     "LATENTDREAM_NOPE", ()),
+    ("infinite lr", ["train", "cnn_mnist_bundled", "optim.lr=inf"], "optim.lr=inf", ()),
+    ("huge faces", ["train", "ae_case1_celeba", "data.root={corrupt_faces}", "data.image_size=100000"],
+     "data.image_size", ()),
+    ("huge digits", ["train", "ae_case1_mnist_bundled", "data.image_size=100000"], "data.image_size", ()),
+    ("partition lists no image", ["train", "ae_case1_celeba", "data.root={unlisted_faces}", "data.image_size=32"],
+     "list_eval_partition", ()),
+    ("checkpoint folder not writable", ["train", "cnn_mnist_bundled", "tracking.checkpoint_dir={under_a_file}",
+                                        *TINY_RUN], "tracking.checkpoint_dir", ()),
+    ("artifact folder not writable", ["train", "cnn_mnist_bundled", "tracking.artifact_root={under_a_file}",
+                                      "tracking.experiment_name=fresh", *TINY_RUN], "tracking.artifact_root", ()),
+    ("image is a directory", ["train", "cnn_mnist_bundled", "dream.image={empty}", *TINY_RUN], "is a directory", ()),
 ]
 
 
@@ -150,3 +178,18 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "unknown experiment 'no_such_experiment'" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_999_devices_are_refused_before_any_trainer_process_or_run_exists(store, monkeypatch, capsys):
+    import lightning
+    import psutil
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("a lightning.Trainer was built")
+
+    monkeypatch.setattr(lightning.Trainer, "__init__", no_trainer)
+    before = store["db"].read_bytes()
+    assert main(["train", "cnn_mnist_bundled", "trainer.accelerator=cpu", "trainer.devices=999", *TINY_RUN]) == 2
+    assert "trainer.devices=999 is not allowed: this machine has" in capsys.readouterr().err
+    assert psutil.Process().children(recursive=True) == []
+    assert store["db"].read_bytes() == before
