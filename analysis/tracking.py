@@ -75,13 +75,14 @@ COMPARE_DIR = "compare"
 COMPARE_PARAMS_DIFF = f"{COMPARE_DIR}/params_diff.csv"
 COMPARE_FINAL_METRICS = f"{COMPARE_DIR}/final_metrics.csv"
 COMPARE_SUMMARY = f"{COMPARE_DIR}/summary.json"
+COMPARE_LOSS_CURVES = f"{COMPARE_DIR}/loss_curves.png"
 COMPARE_LATENT_HISTOGRAMS = f"{COMPARE_DIR}/latent_histograms.png"
 COMPARE_HIT_RATES = f"{COMPARE_DIR}/hit_rates.png"
 
 
-def compare_oip_png(stem_name: str) -> str:
-    """``compare/oip_<layer>_<init>.png``: the runs' OIPs of one layer and init side by side."""
-    return f"{COMPARE_DIR}/oip_{stem_name}.png"
+def compare_oip_png(stem_name: str, page: str) -> str:
+    """``compare/oip_<layer>_<init>_maps<first>-<last>.png``: the runs' OIPs of one layer and init, map by map."""
+    return f"{COMPARE_DIR}/oip_{stem_name}_{page}.png"
 
 
 # --- analysis metric keys ----------------------------------------------------------------------------------------

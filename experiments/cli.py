@@ -19,17 +19,29 @@ from latentdream.errors import InputError
 
 
 def _quiet() -> None:
-    # Library chatter (MLflow's DB migrations, Lightning's tips) drowns the lines a user needs.
+    """Our lines only: library chatter (MLflow's DB migrations, Lightning's device lines, model summary and adverts)
+    drowns the one line per phase a user reads; warnings and errors still show."""
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # curve_fit's covariance overflows on flat histograms; the Gaussian fit then falls back to the moments
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="scipy.optimize")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its loggers' level from this at import
     logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format notice: we chose it on purpose
-    for name in ("mlflow", "alembic", "lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
+    # Lightning's packages set their top logger to INFO when imported (pytorch_lightning only comes in with
+    # mlflow.pytorch, mid-run), so the levels go on the loggers that speak: the rank-zero ones and the summaries.
+    for package in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
+        for name in ("utilities.rank_zero", "callbacks.model_summary", "accelerators.cuda"):
+            logging.getLogger(f"{package}.{name}").setLevel(logging.WARNING)
+    for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("latentdream", "lightning_modules"):  # our own notes (e.g. skipped files); Lightning has its own
-        logging.getLogger(name).addHandler(handler)
-        logging.getLogger(name).setLevel(logging.INFO)
+    for name in ("latentdream", "lightning_modules"):  # our own lines (phases and their times, skipped files)
+        logger = logging.getLogger(name)
+        if not logger.handlers:  # main() may run many times in one process (tests)
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # a root handler some library installs would print every line twice
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
     # An unreachable tracking server should fail in seconds, not after MLflow's 7 retries of 120 s each.

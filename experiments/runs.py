@@ -127,6 +127,7 @@ class Comparison:
     """Everything a comparison run will hold, built before the run exists."""
 
     run_ids: tuple[str, ...]
+    labels: tuple[str, ...]  # the runs' names, as the figures show them
     kind: str
     tables: dict[str, pd.DataFrame]  # artifact path → table
     figures: dict[str, Any]  # artifact path → Figure
@@ -135,6 +136,27 @@ class Comparison:
 
 def _label(run_id: str) -> str:
     return run_id[:8]
+
+
+def _names(runs: Sequence[Any]) -> list[str]:
+    """The runs' names for legends and rows (the id's first 8 characters where a run has none or shares it)."""
+    names = [r.data.tags.get("mlflow.runName") or _label(r.info.run_id) for r in runs]
+    return [n if names.count(n) == 1 else f"{n} ({_label(r.info.run_id)})" for n, r in zip(names, runs)]
+
+
+CURVE_KEYS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.TRAIN_ACC, tracking.VAL_ACC)
+
+
+def _curve_figure(client: Any, runs: Sequence[Any], labels: list[str], figures: dict) -> None:
+    histories = []
+    for run in runs:
+        history = {}
+        for key in CURVE_KEYS:
+            points = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+            if points:
+                history[key] = tuple(np.asarray(v) for v in zip(*points))
+        histories.append(history)
+    figures[tracking.COMPARE_LOSS_CURVES] = plots.loss_curves(histories, labels)
 
 
 def _files(client: Any, run_id: str, folder: str) -> set[str]:
@@ -157,7 +179,7 @@ def _check_runs(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[list[Any
     return runs, next(iter(kinds.values()))
 
 
-def _latent_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
+def _latent_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
     need = (tracking.LATENT_HISTOGRAMS, tracking.LATENT_COMPONENTS, tracking.LATENT_HIT_RATES)
     missing = [f"{_label(i)} has no {p}" for i in ids for p in need if p not in _files(client, i, tracking.LATENT_DIR)]
     if missing:
@@ -170,21 +192,18 @@ def _latent_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipp
         with np.load(local / tracking.LATENT_HISTOGRAMS) as npz:
             loaded.append((npz["edges"], npz["counts"], pd.read_csv(local / tracking.LATENT_COMPONENTS),
                            pd.read_csv(local / tracking.LATENT_HIT_RATES)))
-    labels = [_label(i) for i in ids]
     edges, counts, comps, hits = zip(*loaded)
     figures[tracking.COMPARE_LATENT_HISTOGRAMS] = plots.dominant_histograms(edges, counts, comps, labels)
     figures[tracking.COMPARE_HIT_RATES] = plots.hit_rate_curves(hits, labels)
 
 
-def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
+def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
     d = tracking.OIP_DIR
     files = [_files(client, i, d) for i in ids]
     stems = sorted({Path(p).stem for f in files for p in f if p.endswith((".npz", ".png"))})
-    labels = [_label(i) for i in ids]
     if not stems:
         skipped["oip_*.png"] = f"no run has {d}/<layer>_<init>.npz or .png"
     for stem in stems:
-        name = tracking.compare_oip_png(stem)
         if all(f"{d}/{stem}.npz" in f for f in files):
             pats, dead, maps = [], [], []
             for i in ids:
@@ -193,15 +212,17 @@ def _oip_figures(client: Any, ids: list[str], tmp: Path, figures: dict, skipped:
                     pats.append(npz["patterns"])
                     dead.append(npz["dead"] if "dead" in npz else np.zeros(n, bool))
                     maps.append(npz["maps"] if "maps" in npz else np.arange(n))
-            figures[name] = plots.oip_side_by_side(pats, labels, dead=dead, maps=maps, title=f"OIPs of {stem}")
+            for page, figure in plots.oip_pages(pats, labels, dead=dead, maps=maps, title=f"OIPs of {stem}"):
+                figures[tracking.compare_oip_png(stem, page)] = figure
         elif all(f"{d}/{stem}.png" in f for f in files):
             from PIL import Image
 
             imgs = [np.asarray(Image.open(client.download_artifacts(i, f"{d}/{stem}.png", str(tmp / i))).convert("RGB"))
                     for i in ids]
-            figures[name] = plots.images_side_by_side(imgs, labels, title=f"OIPs of {stem}")
+            figures[tracking.compare_oip_png(stem, "all")] = plots.images_side_by_side(imgs, labels,
+                                                                                       title=f"OIPs of {stem}")
         else:
-            skipped[Path(name).name] = f"not every run has {d}/{stem}.npz or .png"
+            skipped[f"oip_{stem}"] = f"not every run has {d}/{stem}.npz or .png"
 
 
 def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Comparison:
@@ -218,12 +239,14 @@ def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Compariso
     }
     figures: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    labels = _names(runs)
+    _curve_figure(client, runs, labels, figures)
     with tempfile.TemporaryDirectory() as tmp:
         if kind == tracking.KIND_AUTOENCODER:
-            _latent_figures(client, ids, Path(tmp), figures, skipped)
+            _latent_figures(client, ids, labels, Path(tmp), figures, skipped)
         else:
-            _oip_figures(client, ids, Path(tmp), figures, skipped)
-    return Comparison(tuple(ids), kind, tables, figures, skipped)
+            _oip_figures(client, ids, labels, Path(tmp), figures, skipped)
+    return Comparison(tuple(ids), tuple(labels), kind, tables, figures, skipped)
 
 
 def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str:
@@ -247,7 +270,7 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
         _log_comparison(tracking.RunWriter(client, outer), comparison)
         return outer
     experiment_id = store.experiment_id_for(client, COMPARISON_EXPERIMENT, store.default_artifact_root(uri))
-    name = "compare " + " ".join(_label(i) for i in comparison.run_ids)
+    name = "compare " + " vs ".join(comparison.labels)
     run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
     with store.ended(client, run_id):
         _log_comparison(tracking.RunWriter(client, run_id), comparison)

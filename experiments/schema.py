@@ -96,7 +96,7 @@ class TrainerConfig:
     limit_test_batches: Any = None
     fast_dev_run: bool = False
     gradient_clip_val: Optional[float] = None
-    enable_progress_bar: bool = True
+    enable_progress_bar: Optional[bool] = None  # null: only when stderr is a terminal (never redraws into a pipe)
     # TEST ONLY (see docs/reliability.md): seconds to sleep after each training batch, and a global step whose
     # batch is filled with NaN. Not passed to lightning.Trainer.
     sleep_per_batch: Optional[float] = None

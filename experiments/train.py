@@ -145,6 +145,7 @@ def _lightning_kwargs(cfg: DictConfig) -> dict:
     kwargs = trainer_kwargs(cfg)
     for key in _GUARD_KEYS:
         kwargs.pop(key, None)
+    kwargs.setdefault("enable_progress_bar", sys.stderr.isatty())  # unset: bars on a terminal, none in a pipe
     return kwargs
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import MLFlowLogger
 from typing_extensions import override
 
 from analysis import tracking
 from analysis.settings import PeriodicSettings
+
+log = logging.getLogger("latentdream")
+TITLES = {"analysis": "latent analysis", "oip": "OIPs", "dream": "dreams"}  # by settings section, for the log line
 
 
 def writer_for(trainer: Trainer) -> tracking.RunWriter | None:
@@ -50,7 +56,10 @@ class PeriodicAnalysis(Callback):
         if writer is None or self._last_epoch == epoch:
             return
         self._last_epoch = epoch
+        start = time.perf_counter()
         self.record(trainer, pl_module, writer, epoch)
+        title = TITLES.get(self.settings.SECTION, self.settings.SECTION)
+        log.info("  %s after epoch %d: %.1f s", title, epoch, time.perf_counter() - start)
 
     def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
         """Compute and log the analysis at step ``epoch``."""

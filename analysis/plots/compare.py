@@ -1,8 +1,9 @@
 """Comparison figures for ``latentdream compare``: arrays of several runs in, one Figure out.
 
+* :func:`loss_curves` — the runs' training curves overlaid per epoch (loss; accuracy for classifiers).
 * :func:`dominant_histograms` — the runs' dominant latent components overlaid, matched by rank (widest first).
 * :func:`hit_rate_curves` — hit fraction against k, one colour per b, one line style per run.
-* :func:`oip_side_by_side` — the same layer's OIPs of several runs, one row per run.
+* :func:`oip_pages` — the same layer's OIPs of several runs matched map by map, all maps, a page per 32 maps.
 * :func:`images_side_by_side` — whole images (e.g. the runs' OIP PNGs) in one row.
 
 Pure: numpy/pandas in, ``matplotlib.figure.Figure`` out; no pyplot, no files.
@@ -10,7 +11,7 @@ Pure: numpy/pandas in, ``matplotlib.figure.Figure`` out; no pyplot, no files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,38 +114,88 @@ def hit_rate_curves(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> Fi
     return fig
 
 
-def oip_side_by_side(patterns: Sequence[np.ndarray], labels: Sequence[str], *, dead: Sequence[np.ndarray] | None = None,
-                     maps: Sequence[np.ndarray] | None = None, title: str = "", max_maps: int = 16,
-                     cmap: str = "viridis") -> Figure:
-    """OIPs of one layer from several runs: row i holds run i's first ``max_maps`` maps, each stretched to its own
-    min..max and titled with its map index; dead maps are blank panels reading "dead".
+def loss_curves(histories: Sequence[Mapping[str, tuple[np.ndarray, np.ndarray]]], labels: Sequence[str]) -> Figure:
+    """Training curves of several runs overlaid: one panel per quantity (``loss``, and ``acc`` when the runs have
+    it), one colour per run, solid for validation and dashed for training, x = epoch.
+
+    :param histories: per run, metric key (``train/loss``, ``val/loss``, ``train/acc``, ``val/acc``) → (steps,
+        values); missing keys are left out.
+    :param labels: per run, its legend label (the run's name).
+    """
+    quantities = [q for q in ("loss", "acc") if any(f"{stage}/{q}" in h for h in histories for stage in ("train", "val"))]
+    quantities = quantities or ["loss"]
+    fig = Figure(figsize=(5.2 * len(quantities), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(quantities), squeeze=False)[0]
+    for ax, quantity in zip(axes, quantities):
+        for i, (history, label) in enumerate(zip(histories, labels)):
+            for stage, style in (("val", "-"), ("train", "--")):
+                if f"{stage}/{quantity}" in history:
+                    steps, values = history[f"{stage}/{quantity}"]
+                    ax.plot(steps, values, style, color=f"C{i}", marker=MARKERS[i % len(MARKERS)], markersize=3,
+                            label=f"{label} {stage}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(quantity)
+        ax.set_title(f"{quantity} per epoch (solid: val, dashed: train)", fontsize=10)
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig
+
+
+OIP_MAPS_PER_PAGE = 32  # 8 columns × 4 map rows: with two runs a page stays under 2,000 px a side
+
+
+def oip_pages(patterns: Sequence[np.ndarray], labels: Sequence[str], *, dead: Sequence[np.ndarray] | None = None,
+              maps: Sequence[np.ndarray] | None = None, title: str = "", per_page: int = OIP_MAPS_PER_PAGE,
+              ncols: int = 8, cmap: str = "viridis") -> list[tuple[str, Figure]]:
+    """OIPs of one layer from several runs, matched map by map: every map index any run rendered, in order, each as a
+    block of one panel per run (run names at the left of every block row, ``map k`` above), ``per_page`` maps a page.
+
+    Each panel is stretched to its own min..max (OIPs differ in scale); a dead map reads "dead", a map a run did not
+    render reads "—".
 
     :param patterns: per run, (M_i, H, W) optimised images.
-    :param labels: per run, the row label.
+    :param labels: per run, its name.
     :param dead: per run, (M_i,) booleans (None: no map is dead).
-    :param maps: per run, (M_i,) map indices (None: 0..M_i-1) — runs may have rendered different subsets.
+    :param maps: per run, (M_i,) map indices (None: 0..M_i-1).
+    :returns: ``[("maps<first>-<last>", Figure), ...]``, one per page.
     """
-    n_cols = max(1, min(max_maps, max(len(p) for p in patterns)))
-    fig = Figure(figsize=(1.1 * n_cols + 1.2, 1.2 * len(patterns) + 0.6), layout="constrained")
-    axes = fig.subplots(len(patterns), n_cols, squeeze=False)
-    for i, (pats, label) in enumerate(zip(patterns, labels)):
-        gone = np.zeros(len(pats), bool) if dead is None else np.asarray(dead[i], bool)
-        ids = np.arange(len(pats)) if maps is None else np.asarray(maps[i])
-        for j, ax in enumerate(axes[i]):
+    ids = [np.arange(len(p)) if maps is None else np.asarray(maps[i]) for i, p in enumerate(patterns)]
+    gone = [np.zeros(len(p), bool) if dead is None else np.asarray(dead[i], bool) for i, p in enumerate(patterns)]
+    where = [{int(m): j for j, m in enumerate(run_ids)} for run_ids in ids]
+    every = sorted(set().union(*(w.keys() for w in where)))
+    runs, pages = len(patterns), []
+    for start in range(0, len(every), per_page):
+        page = every[start:start + per_page]
+        cols = min(ncols, len(page))
+        block_rows = -(-len(page) // cols)
+        fig = Figure(figsize=(1.05 * cols + 0.9, (1.05 * runs + 0.25) * block_rows + 0.5), layout="constrained")
+        axes = fig.subplots(block_rows * runs, cols, squeeze=False)
+        for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-            if j < len(pats) and not gone[j]:
-                img = np.asarray(pats[j], dtype=np.float64)
-                ax.imshow(img, cmap=cmap, vmin=float(img.min()), vmax=float(img.max()) + 1e-12)
-            elif j < len(pats):
-                ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, transform=ax.transAxes)
-            else:
-                ax.set_axis_off()
-            if j < len(pats):
-                ax.set_title(f"map {int(ids[j])}", fontsize=7)
-        axes[i, 0].set_ylabel(label, fontsize=8)
-    fig.suptitle(title or "OIPs side by side")
-    return fig
+            ax.set_frame_on(False)
+        for k, map_index in enumerate(page):
+            block, col = divmod(k, cols)
+            for r in range(runs):
+                ax = axes[block * runs + r, col]
+                ax.set_frame_on(True)
+                j = where[r].get(map_index)
+                if j is not None and not gone[r][j]:
+                    img = np.asarray(patterns[r][j], dtype=np.float64)
+                    ax.imshow(img, cmap=cmap, vmin=float(img.min()), vmax=float(img.max()) + 1e-12)
+                else:
+                    ax.text(0.5, 0.5, "dead" if j is not None else "—", ha="center", va="center", fontsize=7,
+                            color="0.4", transform=ax.transAxes)
+                if r == 0:
+                    ax.set_title(f"map {map_index}", fontsize=7, pad=2)
+                if col == 0:
+                    ax.set_ylabel(labels[r], fontsize=7)
+        name = f"maps{page[0]}-{page[-1]}"
+        fig.suptitle(f"{title or 'OIPs'} ({name.removeprefix('maps')}), one row per run", fontsize=9)
+        pages.append((name, fig))
+    return pages
 
 
 def images_side_by_side(images: Sequence[np.ndarray], labels: Sequence[str], *, title: str = "") -> Figure:

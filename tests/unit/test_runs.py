@@ -151,16 +151,32 @@ def test_hit_rate_curves_colour_per_b_style_per_run():
     np.testing.assert_allclose(lines["B, b=1"].get_ydata(), [0.002, 0.02])
 
 
-def test_oip_side_by_side_one_row_per_run_and_dead_maps_blank():
+def test_oip_pages_match_maps_across_runs_mark_dead_and_missing_and_split_by_32():
     pats = [np.random.default_rng(0).random((3, 8, 8)), np.random.default_rng(1).random((2, 8, 8))]
-    fig = plots.oip_side_by_side(pats, ["A", "B"], dead=[np.array([False, True, False]), np.array([False, False])],
-                                 maps=[np.array([0, 1, 2]), np.array([5, 7])])
-    axes = np.array(fig.axes).reshape(2, 3)
-    assert [ax.get_title() for ax in axes[1, :2]] == ["map 5", "map 7"]
-    assert [len(ax.images) for ax in axes[0]] == [1, 0, 1]
-    assert axes[0, 1].texts[0].get_text() == "dead"
-    assert not axes[1, 2].axison  # run B has only 2 maps
-    assert axes[1, 0].get_ylabel() == "B"
+    ((name, fig),) = plots.oip_pages(pats, ["A", "B"], dead=[np.array([False, True, False]), np.array([False, False])],
+                                     maps=[np.array([0, 1, 2]), np.array([0, 7])])
+    assert name == "maps0-7"
+    axes = np.array(fig.axes).reshape(2, 4)  # maps 0, 1, 2, 7 in one block row; run A above run B
+    assert [ax.get_title() for ax in axes[0]] == ["map 0", "map 1", "map 2", "map 7"]
+    assert [len(ax.images) for ax in axes[0]] == [1, 0, 1, 0] and [len(ax.images) for ax in axes[1]] == [1, 0, 0, 1]
+    assert axes[0, 1].texts[0].get_text() == "dead" and axes[1, 1].texts[0].get_text() == "—"
+    assert [axes[0, 0].get_ylabel(), axes[1, 0].get_ylabel()] == ["A", "B"]
+    many = [np.zeros((128, 28, 28))] * 2
+    pages = plots.oip_pages(many, ["A", "B"])
+    assert [n for n, _ in pages] == ["maps0-31", "maps32-63", "maps64-95", "maps96-127"]
+    width, height = pages[0][1].get_size_inches() * 110  # the dpi figures are saved with
+    assert max(width, height) <= 2000
+
+
+def test_loss_curves_one_colour_per_run_solid_val_dashed_train():
+    hist = {"train/loss": ([0, 1], [1.0, 0.5]), "val/loss": ([0, 1], [1.1, 0.7]), "val/acc": ([0, 1], [0.5, 0.8])}
+    fig = plots.loss_curves([hist, {"val/loss": ([0, 1, 2], [2.0, 1.0, 0.5])}], ["A", "B"])
+    loss, acc = fig.axes
+    lines = {line.get_label(): line for line in loss.get_lines()}
+    assert set(lines) == {"A val", "A train", "B val"}
+    assert lines["A val"].get_linestyle() == "-" and lines["A train"].get_linestyle() == "--"
+    assert to_hex(lines["A val"].get_color()) != to_hex(lines["B val"].get_color())
+    assert [line.get_label() for line in acc.get_lines()] == ["A val"]
 
 
 # --- compare: every bad input stops before anything is created ------------------------------------------------------
