@@ -5,8 +5,9 @@ No torch, Lightning, MLflow or files.
 
 The pieces, in the order of the post:
 
-* per-component number distributions (:func:`component_histograms`) and their peak centre ``mu``, full width at
-  half maximum ``half_width`` (the post's "hw"), a Gaussian fit and the "dominant" flag (:func:`component_stats`);
+* per-component number distributions (:func:`component_histograms`), their centre ``mu`` (the post's central
+  average: the Gaussian fit's centre), the histogram's ``mode``, full width at half maximum ``half_width`` (the
+  post's "hw"), the Gaussian fit and the "dominant" flag (:func:`component_stats`);
   the post's counting statements as numbers (:func:`summary_counts`);
 * "method 2" — vectors uniform in [-b, b]^N — and how many of them land inside the box mu_i ± k·hw_i for every
   component (:func:`hit_counts`, fast and chunked; :func:`hit_counts_reference`, the plain version);
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 #: FWHM of a Gaussian in units of its sigma: 2·sqrt(2·ln 2).
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
-COMPONENT_COLUMNS = ("component", "mean", "std", "mu", "half_width", "gauss_mu", "gauss_sigma", "fit_r2", "dominant")
+COMPONENT_COLUMNS = ("component", "mean", "std", "mu", "mode", "half_width", "gauss_mu", "gauss_sigma", "fit_r2",
+                     "dominant")
 HIT_COLUMNS = ("b", "k", "n_vectors", "hits", "fraction")
 RADIUS_COLUMNS = ("source", "mean", "std", "analytic_mean", "analytic_std")
 
@@ -159,8 +161,11 @@ def _centres(edges: np.ndarray) -> np.ndarray:
 
 
 def peak_centres(edges: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Centre ``mu`` of each histogram's peak: the centre of the fullest bin, refined by the vertex of the
-    parabola through that bin and its two neighbours, clipped so that it stays inside the fullest bin.
+    """The histogram mode (column ``mode``): the centre of the fullest bin, refined by the vertex of the parabola
+    through that bin and its two neighbours, clipped so that it stays inside the fullest bin.
+
+    Not the centre ``mu``: the fullest bin of a noisy histogram wanders by about a bin, so the mode's rms error is
+    ~0.03 at σ = 1 and ~0.1 at σ = 1.75 (100 bins over [-12, 12], 170,000 vectors), against ~0.004 for the mean.
 
     :param edges: (B + 1,) bin edges; :param counts: (N, B).
     :returns: (N,) float64; NaN for an empty histogram.
@@ -236,7 +241,9 @@ def fit_gaussian(edges: np.ndarray, counts: np.ndarray, mean: float, std: float)
     """Least-squares fit of :func:`binned_gaussian` to one histogram.
 
     Starts from the moments (in-range count, ``mean``, ``std``); when the fit fails or returns nonsense the
-    moments themselves are the answer, and a fitted σ below half a bin width (unresolved) is replaced by ``std``.
+    moments themselves are the answer, and a fit narrower than half a bin width (unresolved) is replaced by
+    ``mean`` and ``std``. The fitted centre is the component's ``mu``: a least-squares fit to all bins averages
+    the noise of the whole peak (rms error ≈ σ/sqrt(n), like the mean) while ignoring far outliers.
     ``fit_r2`` = 1 − SS_res/SS_tot on the counts.
 
     :param edges: (B + 1,); :param counts: (B,).
@@ -264,8 +271,9 @@ def fit_gaussian(edges: np.ndarray, counts: np.ndarray, mean: float, std: float)
     if not ok:  # fall back to the moments
         amplitude, mu, sigma = total, mean, sigma0
     elif sigma < 0.5 * width and math.isfinite(std) and std > 0:
-        # All mass sits in one or two bins: any small sigma fits equally well, the data's std is the better value.
-        sigma = std
+        # All mass sits in one or two bins: any small sigma (and any centre inside the bin) fits equally well; the
+        # data's moments are the better values.
+        mu, sigma = mean, std
     return float(mu), float(sigma), _r2(y, binned_gaussian(edges, amplitude, mu, sigma))
 
 
@@ -279,9 +287,11 @@ def component_stats(
 ) -> pd.DataFrame:
     """One row per component with the columns :data:`COMPONENT_COLUMNS`.
 
-    ``mean``/``std`` are the (population) moments of all values of ``z[:, i]``; ``mu``/``half_width`` come from
-    the histogram (:func:`peak_centres`, :func:`half_widths`); ``gauss_*``/``fit_r2`` from :func:`fit_gaussian`;
-    ``dominant`` = |mu| >= mu_threshold or half_width >= hw_threshold (the post's "dominant components").
+    ``mean``/``std`` are the (population) moments of all values of ``z[:, i]``; ``gauss_*``/``fit_r2`` come from
+    :func:`fit_gaussian`; ``mu`` is the post's "central average value": the fit's centre ``gauss_mu`` (which falls
+    back to the mean when the fit fails); ``mode`` is the histogram's peak (:func:`peak_centres`) and
+    ``half_width`` its FWHM (:func:`half_widths`); ``dominant`` = |mu| >= mu_threshold or half_width >= hw_threshold
+    (the post's "dominant components"). Counts, boxes mu ± k·hw and tables all use ``mu``.
 
     :param z: (n, N); :param edges: (B + 1,); :param counts: (N, B) from :func:`component_histograms`.
     """
@@ -291,15 +301,16 @@ def component_stats(
         raise InputError(f"counts {counts.shape} do not fit z {z.shape} and {len(edges)} edges")
     mean = z.mean(axis=0, dtype=np.float64)
     std = z.std(axis=0, dtype=np.float64)
-    mu = peak_centres(edges, counts)
     hw = half_widths(edges, counts)
     fits = np.array([fit_gaussian(edges, counts[i], mean[i], std[i]) for i in range(z.shape[1])]).reshape(-1, 3)
+    mu = fits[:, 0]
     return pd.DataFrame(
         {
             "component": np.arange(z.shape[1]),
             "mean": mean,
             "std": std,
             "mu": mu,
+            "mode": peak_centres(edges, counts),
             "half_width": hw,
             "gauss_mu": fits[:, 0],
             "gauss_sigma": fits[:, 1],

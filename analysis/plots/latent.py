@@ -49,7 +49,8 @@ def all_histograms(edges: np.ndarray, counts: np.ndarray, *, title: str | None =
 def dominant_fits(
     edges: np.ndarray, counts: np.ndarray, components: pd.DataFrame, *, max_panels: int = 20, ncols: int = 5
 ) -> Figure:
-    """Small multiples: each dominant component's histogram, its Gaussian fit, mu and the FWHM points mu ± hw/2.
+    """Small multiples: each dominant component's histogram, its Gaussian fit, mu (the fit's centre), the
+    histogram mode (dashed, where the table has it) and the FWHM points mu ± hw/2.
 
     :param edges: (B + 1,); :param counts: (N, B); :param components: DataFrame of
         :func:`analysis.latent_stats.component_stats` (uses component, mu, half_width, gauss_mu, gauss_sigma,
@@ -80,7 +81,9 @@ def dominant_fits(
             ax.plot(xs, y.sum() * width * norm.pdf(xs, row["gauss_mu"], row["gauss_sigma"]), "C3", lw=1.2,
                     label="Gaussian fit")
         mu, hw = row["mu"], row["half_width"]
-        ax.axvline(mu, color="C0", lw=1, label="mu")
+        ax.axvline(mu, color="C0", lw=1, label="mu (fit centre)")
+        if "mode" in row and np.isfinite(row["mode"]):
+            ax.axvline(row["mode"], color="C1", lw=0.8, ls="--", label="histogram mode")
         ax.axvspan(mu - hw / 2, mu + hw / 2, color="C0", alpha=0.12, label="mu ± hw/2")
         ax.axhline(y.max() / 2, color="C0", lw=0.6, ls=":")
         reach = 4 * max(hw, width)
