@@ -262,6 +262,7 @@ def fit_gaussian(edges: np.ndarray, counts: np.ndarray, mean: float, std: float)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the covariance, which is not used
             (amplitude, mu, sigma), _ = curve_fit(model, None, y, p0=(total, mean, sigma0), maxfev=2000)
         sigma = abs(sigma)
         ok = all(math.isfinite(v) for v in (amplitude, mu, sigma)) and sigma > 0 and amplitude > 0
@@ -515,6 +516,34 @@ def uniform_radii(n: int, dim: int, b: float, rng: np.random.Generator, *, chunk
     return out
 
 
+def uniform_histograms(
+    dim: int, b_values: Sequence[float], n_random: int, edges: np.ndarray, seed, *, chunk_size: int = 8192
+) -> dict[float, np.ndarray]:
+    """Number distributions of the ``dim`` components of ``n_random`` method-2 vectors (uniform in [-b, b]^N) per
+    b, on the binning ``edges`` of the data's histograms (the post's figure on method 2: flat plateaus of height
+    ≈ n·bin/(2b) over [-b, b]). Sampled in chunks; b → (dim, B) int64 counts."""
+    bs = _positive_values("b_values", b_values)
+    if int(n_random) < 1:
+        raise InputError(f"n_random must be >= 1, got {n_random}")
+    edges = np.asarray(edges, dtype=np.float64)
+    rng = _rng(seed)
+    out = {}
+    for b in bs:
+        counts = np.zeros((int(dim), len(edges) - 1), dtype=np.int64)
+        for start, stop in _row_chunks(int(n_random), chunk_size):
+            counts += component_histograms(sample_uniform(stop - start, dim, b, rng), len(edges) - 1,
+                                           (edges[0], edges[-1]))[1]
+        out[b] = counts
+    return out
+
+
+def spread(x: np.ndarray) -> float:
+    """How much the rows of ``x`` (n, ...) differ: the rms over features of each feature's std across the rows,
+    sqrt(mean_j Var_i x_ij). 0 when all rows are equal (e.g. a decoder that gives the same image for every z)."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    return float(np.sqrt(np.mean(np.var(x, axis=0)))) if len(x) else float("nan")
+
+
 def uniform_label(b: float) -> str:
     """The radius-sample key of uniform vectors in [-b, b]^N: ``uniform_b<b>``."""
     return f"uniform_b{b:g}"
@@ -559,6 +588,21 @@ def dominant_correlation(z: np.ndarray, dominant_idx: Sequence[int]) -> np.ndarr
         return np.empty((0, 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.atleast_2d(np.corrcoef(z[:, idx], rowvar=False))
+
+
+def correlation_order(matrix: np.ndarray) -> np.ndarray:
+    """An order of the rows of a correlation matrix (D, D) that puts correlated components next to each other:
+    the leaf order of an average-linkage clustering with distance 1 − |r| (a NaN r counts as 0). (D,) int."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    r = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0)
+    if r.shape[0] < 3:
+        return np.arange(r.shape[0])
+    distance = np.clip(1.0 - np.abs(r), 0.0, None)
+    distance = 0.5 * (distance + distance.T)
+    np.fill_diagonal(distance, 0.0)
+    return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))
 
 
 def top_two_dominant(mu, half_width, dominant=None) -> tuple[int, int]:
@@ -640,6 +684,7 @@ class LatentReport:
     :ivar pca_ratios: (N,) explained-variance ratios; :ivar n_pca_90: components for :data:`PCA_TARGET` of it.
     :ivar dominant_idx: indices of dominant components; :ivar correlation: their Pearson matrix (D, D).
     :ivar top_two: the two most dominant components (for the scatter plot).
+    :ivar uniform_counts: b → (N, B) histograms of the components of the method-2 vectors (same bins as ``counts``).
     """
 
     edges: np.ndarray
@@ -654,6 +699,7 @@ class LatentReport:
     dominant_idx: np.ndarray
     correlation: np.ndarray
     top_two: tuple[int, int]
+    uniform_counts: dict
 
 
 RADIUS_SAMPLES = 20_000  # method-2 radii drawn per b (at most as many as data vectors): enough for a smooth histogram
@@ -664,8 +710,8 @@ def analyze_latents(
     z: np.ndarray, settings: LatentSettings, *, value_range: Sequence[float] | None = None, progress: bool = False
 ) -> LatentReport:
     """Run the whole analysis of the post on ``z`` (n, N) with the ``analysis`` settings (bins, thresholds, b, k,
-    ``n_random`` — null: n — and seed). The hit grid and the radius samples get independent generators spawned from
-    the seed.
+    ``n_random`` — null: n — and seed). The hit grid, the radius samples and the uniform vectors' histograms get
+    independent generators spawned from the seed.
 
     :param value_range: the histogram range to use instead of ``settings.range`` (e.g. widened to cover the data).
     """
@@ -674,7 +720,7 @@ def analyze_latents(
     value_range = tuple(s.range if value_range is None else value_range)
     n_random = s.n_random or len(z)
     radius_n_random = min(len(z), RADIUS_SAMPLES)
-    hit_seed, radius_seed = np.random.SeedSequence(s.seed).spawn(2)
+    hit_seed, radius_seed, histogram_seed = np.random.SeedSequence(s.seed).spawn(3)
     edges, counts = component_histograms(z, s.n_bins, value_range, progress=progress)
     components = component_stats(z, edges, counts, mu_threshold=s.mu_threshold, hw_threshold=s.hw_threshold)
     valid = components[["mu", "half_width"]].notna().all(axis=1).to_numpy()
@@ -698,4 +744,5 @@ def analyze_latents(
         dominant_idx=dominant_idx,
         correlation=dominant_correlation(z, dominant_idx),
         top_two=top_two_dominant(mu, hw, components["dominant"].to_numpy()),
+        uniform_counts=uniform_histograms(z.shape[1], s.b, n_random, edges, np.random.default_rng(histogram_seed)),
     )
