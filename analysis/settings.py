@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Optional
 from analysis.dream.images import MIN_SIDE
 from analysis.dream.modes import DreamMode
 from analysis.oip.ascent import AscentOptimizer
-from analysis.oip.objectives import parse_target
+from analysis.oip.objectives import Response, parse_target
 from analysis.oip.params import Init
 from analysis.oip.presets import OIPPreset
 from analysis.oip.presets import resolve as resolve_preset
@@ -164,7 +164,9 @@ class DreamSettings(PeriodicSettings):
     ``modes`` to run on ``image`` (null: the flower photo scikit-learn ships), shrunk to at most ``max_side`` px.
     ``seed`` mode: ``objective`` (``layer:map``), ``cycles`` rounds of ``steps`` ascent steps at 28×28, the final
     image contrast-stretched between the ``low_pct`` and ``high_pct`` percentiles. ``octaves`` and ``tiled``: the
-    whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``);
+    whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``), its
+    ``response``: ``post_relu`` (default; the mean activation the network passes on, classical DeepDream: amplifies
+    what the net already sees) or ``pre_relu`` (the conv output, which an ascent can also raise by darkening);
     ``octaves`` pyramid levels ``octave_scale`` apart with ``steps_per_octave`` steps each through 28×28 windows
     ``window_stride`` px apart, stopping an octave once the objective exceeds ``max_loss``; ``tiled``: ``steps``
     steps on 28×28 tiles, ``tile_batch`` tiles per pass. ``lr`` null takes each mode's own step size.
@@ -178,6 +180,7 @@ class DreamSettings(PeriodicSettings):
     objective: str = "conv3:56"
     layer_objective: str = "conv3"
     layers: Optional[dict[str, float]] = None
+    response: Response = Response.post_relu
     cycles: int = 4
     steps: int = 20
     steps_per_octave: int = 10
