@@ -592,14 +592,16 @@ def dominant_correlation(z: np.ndarray, dominant_idx: Sequence[int]) -> np.ndarr
 
 def correlation_order(matrix: np.ndarray) -> np.ndarray:
     """An order of the rows of a correlation matrix (D, D) that puts correlated components next to each other:
-    the leaf order of an average-linkage clustering with distance 1 − |r| (a NaN r counts as 0). (D,) int."""
+    the leaf order of an average-linkage clustering with distance 1 − r (a NaN r counts as 0). Signed, so that
+    anti-correlated groups end up apart: components along one direction split into two blocks by the sign of their
+    loading instead of a checkerboard. (D,) int."""
     from scipy.cluster.hierarchy import leaves_list, linkage
     from scipy.spatial.distance import squareform
 
     r = np.nan_to_num(np.asarray(matrix, dtype=np.float64), nan=0.0)
     if r.shape[0] < 3:
         return np.arange(r.shape[0])
-    distance = np.clip(1.0 - np.abs(r), 0.0, None)
+    distance = np.clip(1.0 - r, 0.0, 2.0)
     distance = 0.5 * (distance + distance.T)
     np.fill_diagonal(distance, 0.0)
     return leaves_list(linkage(squareform(distance, checks=False), method="average", optimal_ordering=True))

@@ -26,7 +26,8 @@ def image_grid(
     :param images: (n, H, W) grayscale (drawn with ``cmap``) or (n, H, W, 3) RGB in [0, 1].
     :param titles: one short title per image (e.g. ``"12: 3.41"``), or None.
     :param ncols: columns; default about sqrt(n), at most 16.
-    :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale).
+    :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale); a flat image is
+        drawn on the [0, 1] pixel scale instead, so an all-white pattern looks white (yellow), not like an all-black one.
     :param blank: per image, True draws an empty panel (e.g. a dead map) instead of the pixels.
     :param value_range: (vmin, vmax) shared by all grayscale panels, shown in a colour bar (overrides
         ``normalize_each``).
@@ -53,6 +54,8 @@ def image_grid(
                 lo, hi = value_range
             else:
                 lo, hi = (float(img.min()), float(img.max())) if normalize_each else (None, None)
+                if lo is not None and hi - lo < 1e-6:  # a flat image: show its value on the [0, 1] pixel scale,
+                    lo, hi = min(lo, 0.0), max(hi, 1.0)  # not the bottom colour of a degenerate stretch
             shown = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi if hi != lo else None, interpolation="nearest")
         else:
             ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")

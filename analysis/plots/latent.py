@@ -169,8 +169,8 @@ def uniform_histograms(
         for row in scaled:
             ax.plot(centres, row, color="0.55", lw=0.5, alpha=0.35)
         norm_idx = Normalize(0, max(1, len(counts) - 1))
-        for i, row in enumerate(counts):
-            ax.plot(centres, row, color=cmap(norm_idx(i)), lw=0.6, alpha=0.5)
+        for i, row in enumerate(counts):  # empty bins left out: the plateaus, not 256 lines along zero
+            ax.plot(centres, np.where(row > 0, row, np.nan), color=cmap(norm_idx(i)), lw=0.6, alpha=0.5)
         ax.set_xlim(edges[0], edges[-1])
         ax.set_title(f"uniform in [-{b:g}, {b:g}]^N", fontsize=9)
         ax.set_xlabel("component value z_i (latent units)", fontsize=8)
@@ -199,7 +199,7 @@ def correlation_scatter(
     ax.scatter(x, y, s=5, alpha=0.5, color="C0", edgecolors="none")
     ax.set_xlabel(f"z_{i} (latent units)")
     ax.set_ylabel(f"z_{j} (latent units)")
-    ax.set_title(f"Components {i} vs {j}: {len(x)} vectors, Pearson r = {r:.2f}")
+    ax.set_title(f"Components {i} vs {j}: {len(x)} vectors\nPearson r = {r:.2f}", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
 
@@ -237,11 +237,13 @@ def correlation_heatmap(matrix: np.ndarray, labels: Sequence, *, cluster: bool =
     if n <= 15:
         for (r, c), value in np.ndenumerate(matrix):
             ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7)
-    shown = "" if every == 1 else f", every {every}. labelled"
+    shown = "" if every == 1 else f" (one in {every} labelled)"
     ax.set_xlabel(f"component index{shown}")
     ax.set_ylabel("component index")
     how = " (ordered by hierarchical clustering)" if cluster and n >= 3 else ""
-    ax.set_title(f"Correlations of {n} dominant components{how}", fontsize=10)
+    off = np.abs(matrix[~np.eye(n, dtype=bool)]) if n > 1 else np.zeros(1)
+    ax.set_title(f"Correlations of {n} dominant components{how}\nmean |r| off the diagonal: "
+                 f"{float(np.nanmean(off)) if np.isfinite(off).any() else float('nan'):.3f}", fontsize=10)
     return fig
 
 
