@@ -73,8 +73,8 @@ def _generated(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport,
     images = {name: decode_vectors(network.decode, v, device) for name, v in vectors.items()}
     inside = {name: ls.region_fraction(v, mu, hw, GENERATED_BOX_K) for name, v in vectors.items()}
     data_spread = (ls.spread(data_z), ls.spread(decode_vectors(network.decode, data_z, device)))
-    titles = {name: (f"decoded {name} vectors: {inside[name]:.0%} inside the data's mu ± {GENERATED_BOX_K:g} hw region\n"
-                     f"spread of the vectors {ls.spread(v):.3g} (data: {data_spread[0]:.3g}), "
+    titles = {name: (f"decoded {name} vectors: {inside[name]:.0%} inside the data's mu ± {GENERATED_BOX_K:g} hw "
+                     f"region\nspread of the vectors {ls.spread(v):.3g} (data: {data_spread[0]:.3g}), "
                      f"of the images {ls.spread(images[name]):.3g} (decoded data vectors: {data_spread[1]:.3g})")
               for name, v in vectors.items()}
     return images, inside, titles

@@ -41,4 +41,5 @@ def resolve(preset: OIPPreset | str, given: Mapping[str, Any]) -> dict[str, Any]
     :param given: the settings as the user left them (None: not set).
     :returns: {setting: value} for every setting the preset defines.
     """
-    return {key: value if given.get(key) is None else given[key] for key, value in PRESET_VALUES[OIPPreset(preset)].items()}
+    values = PRESET_VALUES[OIPPreset(preset)]
+    return {key: value if given.get(key) is None else given[key] for key, value in values.items()}

@@ -27,8 +27,8 @@ def _panels(images: Sequence[np.ndarray], titles: Sequence[str], cmaps: Sequence
     aspect = min(max(s[1] / s[0] for s in shapes), 2.0)
     ncols = ncols or len(images)
     nrows = math.ceil(len(images) / ncols)
-    fig = Figure(figsize=(ncols * (panel_inches * aspect + 0.25), nrows * (panel_inches + 0.3) + (0.4 if suptitle else 0.1)),
-                 layout="constrained")
+    width = ncols * (panel_inches * aspect + 0.25)  # + room for a colour bar
+    fig = Figure(figsize=(width, nrows * (panel_inches + 0.3) + (0.4 if suptitle else 0.1)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, img, title, cmap, rng in zip(axes, images, titles, cmaps, ranges):
         img = np.asarray(img, dtype=np.float32)

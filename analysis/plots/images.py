@@ -27,7 +27,7 @@ def image_grid(
     :param titles: one short title per image (e.g. ``"12: 3.41"``), or None.
     :param ncols: columns; default about sqrt(n), at most 16.
     :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale); a flat image is
-        drawn on the [0, 1] pixel scale instead, so an all-white pattern looks white (yellow), not like an all-black one.
+        drawn on the [0, 1] pixel scale instead, so an all-white pattern does not look like an all-black one.
     :param blank: per image, True draws an empty panel (e.g. a dead map) instead of the pixels.
     :param value_range: (vmin, vmax) shared by all grayscale panels, shown in a colour bar (overrides
         ``normalize_each``).

@@ -86,7 +86,7 @@ def test_oip_logs_grids_arrays_and_metrics(runs, overrides, stems):
     for stem in stems:
         assert {f"{stem}.png", f"{stem}.npz"} <= names
         layer = stem.split("_")[0]
-        assert {tracking.oip_metric(layer, "dead_maps"), tracking.oip_metric(layer, "mean_final_activation")} <= set(metrics)
+        assert {tracking.oip_metric(layer, name) for name in ("dead_maps", "mean_final_activation")} <= set(metrics)
     npz = np.load(client.download_artifacts(run_id, f"oip/{stems[-1]}.npz", str(runs["path"])))
     assert npz["maps"].tolist() == ([0, 3] if len(stems) == 1 else [1])
 
