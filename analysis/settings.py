@@ -12,15 +12,17 @@ Pure: imports neither Lightning nor MLflow.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any, ClassVar, Optional
 
 from analysis.dream.images import MIN_SIDE
 from analysis.dream.modes import DreamMode
 from analysis.oip.ascent import AscentOptimizer
-from analysis.oip.objectives import parse_target
+from analysis.oip.objectives import Response, parse_target
 from analysis.oip.params import Init
+from analysis.oip.presets import OIPPreset
+from analysis.oip.presets import resolve as resolve_preset
 from latentdream.errors import require
 
 
@@ -104,8 +106,16 @@ class OIPSettings(PeriodicSettings):
     For every ``layers`` × ``inits``: all ``maps`` (null: every map) of the layer as one batch, ``steps`` steps of
     ``optimizer`` (``adam`` or ``normalized``) with step size ``lr``; before each forward pass a random shift of up to
     ``jitter`` px; every ``blur_every`` steps a Gaussian blur of ``blur_sigma`` px; after each step a decay towards 0
-    by ``l2_decay`` and, with ``clip``, a clamp to [0, 1]. ``rectify`` maximises the post-ReLU mean (with a
-    redirected gradient while the map is silent) instead of the pre-ReLU mean. ``seed`` fixes starts and shifts.
+    by ``l2_decay`` and, with ``clip``, a clamp to [0, 1]. ``rectify`` maximises the map's post-ReLU mean (what the
+    network passes on; false: the pre-ReLU mean); ``redirect`` gives that objective a gradient while the map is
+    silent everywhere (a redirected ReLU), false leaves a silent map without gradient: dead. ``seed`` fixes starts
+    and shifts. ``shared_scale`` draws the grid's panels on one colour scale instead of each on its own min..max.
+
+    ``preset`` names the recipe (:class:`~analysis.oip.presets.OIPPreset`: ``lucent`` or the reference's plain
+    ``reference``); the recipe's settings (``optimizer``, ``lr``, ``jitter``, ``blur_every``, ``clip``,
+    ``redirect``) are null by default, meaning the preset's value, and filled in from
+    :data:`~analysis.oip.presets.PRESET_VALUES` by :meth:`resolved` where they are used; a value given explicitly
+    wins.
     """
 
     SECTION: ClassVar[str] = "oip"
@@ -113,15 +123,18 @@ class OIPSettings(PeriodicSettings):
     layers: list[str] = field(default_factory=lambda: ["conv1", "conv2", "conv3"])
     maps: Optional[list[int]] = None
     inits: list[Init] = field(default_factory=lambda: [Init.random])
+    preset: OIPPreset = OIPPreset.lucent
     steps: int = 150
-    lr: float = 0.05
-    optimizer: AscentOptimizer = AscentOptimizer.adam
-    jitter: int = 1
-    blur_every: int = 10
+    lr: Optional[float] = None
+    optimizer: Optional[AscentOptimizer] = None
+    jitter: Optional[int] = None
+    blur_every: Optional[int] = None
     blur_sigma: float = 0.5
     l2_decay: float = 0.0
-    clip: bool = True
+    clip: Optional[bool] = None
     rectify: bool = True
+    redirect: Optional[bool] = None
+    shared_scale: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -130,10 +143,20 @@ class OIPSettings(PeriodicSettings):
         require(len(self.inits) > 0, "oip.inits", list(self.inits), f"give at least one of {', '.join(Init)}")
         require(self.maps is None or (len(self.maps) > 0 and min(self.maps) >= 0), "oip.maps", self.maps,
                 "give map indices >= 0 (or null for all maps)")
-        require(0 < self.lr < math.inf, "oip.lr", self.lr, "it must be a finite number > 0")
+        require(self.lr is None or 0 < self.lr < math.inf, "oip.lr", self.lr,
+                "it must be a finite number > 0 (or null: the preset's)")
         for key in ("steps", "jitter", "blur_every", "blur_sigma"):
-            require(getattr(self, key) >= 0, f"oip.{key}", getattr(self, key), "it must be >= 0")
+            value = getattr(self, key)
+            require(value is None or value >= 0, f"oip.{key}", value, "it must be >= 0")
         require(0 <= self.l2_decay < 1, "oip.l2_decay", self.l2_decay, "it must be in [0, 1)")
+
+    def resolved(self) -> OIPSettings:
+        """These settings with the preset's value in place of every null recipe setting: what the renderer runs.
+
+        (The nulls stay in the settings themselves: they are also the schema's defaults, which must stay null so
+        that ``oip.preset=reference`` can change them.)
+        """
+        return replace(self, **resolve_preset(self.preset, {f.name: getattr(self, f.name) for f in fields(self)}))
 
 
 @dataclass(frozen=True)
@@ -143,7 +166,9 @@ class DreamSettings(PeriodicSettings):
     ``modes`` to run on ``image`` (null: the flower photo scikit-learn ships), shrunk to at most ``max_side`` px.
     ``seed`` mode: ``objective`` (``layer:map``), ``cycles`` rounds of ``steps`` ascent steps at 28×28, the final
     image contrast-stretched between the ``low_pct`` and ``high_pct`` percentiles. ``octaves`` and ``tiled``: the
-    whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``);
+    whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``), its
+    ``response``: ``post_relu`` (default; the mean activation the network passes on, classical DeepDream: amplifies
+    what the net already sees) or ``pre_relu`` (the conv output, which an ascent can also raise by darkening);
     ``octaves`` pyramid levels ``octave_scale`` apart with ``steps_per_octave`` steps each through 28×28 windows
     ``window_stride`` px apart, stopping an octave once the objective exceeds ``max_loss``; ``tiled``: ``steps``
     steps on 28×28 tiles, ``tile_batch`` tiles per pass. ``lr`` null takes each mode's own step size.
@@ -157,6 +182,7 @@ class DreamSettings(PeriodicSettings):
     objective: str = "conv3:56"
     layer_objective: str = "conv3"
     layers: Optional[dict[str, float]] = None
+    response: Response = Response.post_relu
     cycles: int = 4
     steps: int = 20
     steps_per_octave: int = 10

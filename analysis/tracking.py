@@ -47,6 +47,7 @@ LATENT_RADIUS_PNG = f"{LATENT_DIR}/radius.png"
 LATENT_SCATTER_PNG = f"{LATENT_DIR}/correlation_scatter.png"
 LATENT_HEATMAP_PNG = f"{LATENT_DIR}/correlation_heatmap.png"
 LATENT_PCA_PNG = f"{LATENT_DIR}/pca_spectrum.png"
+LATENT_UNIFORM_HISTOGRAMS_PNG = f"{LATENT_DIR}/uniform_histograms.png"  # components of the uniform vectors per b
 
 
 def latent_generated_png(generator: str) -> str:
@@ -126,6 +127,17 @@ TAG_COMPARED_KIND = "compared_kind"
 KIND_AUTOENCODER, KIND_CLASSIFIER, KIND_COMPARISON, KIND_DREAM = "autoencoder", "classifier", "comparison", "dream"
 
 
+FIGURE_DPI = 110  # the resolution of logged figures ...
+MAX_FIGURE_PX = 2000  # ... unless that would make the long side larger than this: then the dpi shrinks
+
+
+def figure_dpi(figure: Any) -> float:
+    """The dpi a logged figure is saved at: :data:`FIGURE_DPI`, lowered so that the long side of the PNG is at most
+    :data:`MAX_FIGURE_PX` px (the plot functions size their figures so that this rarely applies)."""
+    width, height = figure.get_size_inches()
+    return min(FIGURE_DPI, MAX_FIGURE_PX / max(width, height))
+
+
 class RunWriter:
     """Writes figures, arrays, tables and metrics into one existing run, by artifact path.
 
@@ -172,10 +184,11 @@ class RunWriter:
         self._log_bytes(artifact_path, buf.getvalue())
 
     def figure(self, artifact_path: str, figure: Any, *, step_key: str | None = None, step: int | None = None) -> None:
-        """Save ``figure`` as a PNG at ``artifact_path``; with ``step_key`` also as a stepped image, so the UI's
-        image view steps through the figure's versions over epochs."""
+        """Save ``figure`` as a PNG at ``artifact_path`` (at :func:`figure_dpi`: at most :data:`MAX_FIGURE_PX` on
+        the long side); with ``step_key`` also as a stepped image, so the UI's image view steps through the figure's
+        versions over epochs."""
         buf = io.BytesIO()
-        figure.savefig(buf, format="png", dpi=110)
+        figure.savefig(buf, format="png", dpi=figure_dpi(figure))
         self._log_bytes(artifact_path, buf.getvalue())
         if step_key is not None:
             from PIL import Image

@@ -161,6 +161,7 @@ def oip(run_id: str, overrides: list[str]) -> None:
     network = logged.load_network()
     results = record_oips(logged.writer, network, section(logged.cfg, "oip"), step=logged.last_epoch)
     for r in results:
-        print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {r.activation[~r.dead].mean():.3f}, "
+        live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
+        print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "
               f"{int(r.dead.sum())} dead")
     print(f"OIPs logged into run {run_id}")

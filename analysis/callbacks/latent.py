@@ -57,7 +57,9 @@ def latent_metrics(report: ls.LatentReport) -> dict[str, float]:
 
 
 def _generated(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport, s: LatentSettings, device):
-    """Decode vectors from the three generators; the fraction of each inside the data's μ ± 2·hw region."""
+    """Decode vectors from the three generators; per generator its images and a title with the fraction inside the
+    data's μ ± 2·hw region and the spread of its vectors and images next to the data's (:func:`ls.spread`): a
+    decoder that gives every data vector the same image shows as an image spread near 0 for the data too."""
     rng = np.random.default_rng(s.seed)
     comp = report.components
     mean, cov = ls.latent_moments(z)
@@ -66,10 +68,16 @@ def _generated(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport,
         "gaussian": ls.sample_component_gaussian(s.n_generate, comp["gauss_mu"].to_numpy(), comp["gauss_sigma"].to_numpy(), rng),
         "multivariate": ls.sample_multivariate(s.n_generate, mean, cov, rng),
     }
+    data_z = z[np.sort(rng.choice(len(z), size=min(len(z), s.n_generate), replace=False))]
     mu, hw = comp["mu"].to_numpy(), comp["half_width"].to_numpy()
     images = {name: decode_vectors(network.decode, v, device) for name, v in vectors.items()}
     inside = {name: ls.region_fraction(v, mu, hw, GENERATED_BOX_K) for name, v in vectors.items()}
-    return images, inside
+    data_spread = (ls.spread(data_z), ls.spread(decode_vectors(network.decode, data_z, device)))
+    titles = {name: (f"decoded {name} vectors: {inside[name]:.0%} inside the data's mu ± {GENERATED_BOX_K:g} hw "
+                     f"region\nspread of the vectors {ls.spread(v):.3g} (data: {data_spread[0]:.3g}), "
+                     f"of the images {ls.spread(images[name]):.3g} (decoded data vectors: {data_spread[1]:.3g})")
+              for name, v in vectors.items()}
+    return images, inside, titles
 
 
 def record_latent_analysis(
@@ -85,7 +93,7 @@ def record_latent_analysis(
     with eval_mode(network):
         z = encode_dataset(network.encode, batches, device, progress)
         report = ls.analyze_latents(z, settings, value_range=covering_range(z, settings.range), progress=progress)
-        images, inside = _generated(network, z, report, settings, device)
+        images, inside, titles = _generated(network, z, report, settings, device)
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
     writer.table(tracking.LATENT_COMPONENTS, report.components)
@@ -110,9 +118,10 @@ def record_latent_analysis(
     if len(report.dominant_idx) >= 2:
         writer.figure(tracking.LATENT_HEATMAP_PNG, plots.correlation_heatmap(report.correlation, report.dominant_idx))
     writer.figure(tracking.LATENT_PCA_PNG, plots.pca_spectrum_plot(report.pca_ratios, report.n_pca_90))
+    writer.figure(tracking.LATENT_UNIFORM_HISTOGRAMS_PNG,
+                  plots.uniform_histograms(report.edges, report.uniform_counts, report.counts))
     for name, imgs in images.items():
-        title = f"decoded {name} vectors ({inside[name]:.0%} inside the data's mu ± 2 hw region)"
-        writer.figure(tracking.latent_generated_png(name), image_grid(imgs, cmap="gray", suptitle=title,
+        writer.figure(tracking.latent_generated_png(name), image_grid(imgs, cmap="gray", suptitle=titles[name],
                                                                        normalize_each=False))
 
     metrics = latent_metrics(report)

@@ -44,7 +44,7 @@ def record_oips(
         results = render_all(network, settings, progress)
     for r in results:
         stem = tracking.oip_stem(r.layer, r.init)
-        writer.figure(f"{stem}.png", oip_grid(r), step_key=stem, step=step)
+        writer.figure(f"{stem}.png", oip_grid(r, shared_scale=settings.shared_scale), step_key=stem, step=step)
         writer.npz(f"{stem}.npz", patterns=r.patterns.astype(np.float32), initial=r.initial, final=r.final,
                    dead=r.dead, maps=r.maps)
     writer.table(tracking.OIP_ACTIVATION, oip_table(results))

@@ -16,7 +16,7 @@ torch/numpy: no Lightning, no MLflow, no files written.
 
 from analysis.dream.common import DreamResult, evaluate, make_objective, mean_over_windows
 from analysis.dream.images import (MIN_SIDE, contrast_stretch, default_image, detail, downscale, load_image, resize,
-                                   to_array, to_tensor, upscale)
+                                   shrink, to_array, to_tensor, transfer_change, upscale)
 from analysis.dream.modes import DreamMode, run_dream
 from analysis.dream.octaves import OctaveDream, dream_octaves, octave_shapes
 from analysis.dream.seed import SeedDream, dream_seed
@@ -26,6 +26,6 @@ from analysis.dream.windows import Windowed, coverage, tiles, untile, window_sta
 __all__ = [
     "MIN_SIDE", "DreamMode", "DreamResult", "OctaveDream", "SeedDream", "TiledDream", "Windowed", "contrast_stretch",
     "coverage", "default_image", "detail", "downscale", "dream_octaves", "dream_seed", "dream_tiled", "evaluate",
-    "load_image", "make_objective", "mean_over_windows", "octave_shapes", "resize", "run_dream", "tiles", "to_array",
-    "to_tensor", "untile", "upscale", "window_starts", "windows",
+    "load_image", "make_objective", "mean_over_windows", "octave_shapes", "resize", "run_dream", "shrink", "tiles",
+    "to_array", "to_tensor", "transfer_change", "untile", "upscale", "window_starts", "windows",
 ]

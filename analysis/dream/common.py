@@ -14,29 +14,30 @@ from torch import nn
 from analysis.dream.images import load_image, to_tensor
 from analysis.eval_mode import eval_mode
 from analysis.oip.hooks import activations
-from analysis.oip.objectives import Objective, parse_objective
+from analysis.oip.objectives import Objective, Response, parse_objective
 from latentdream.errors import InputError
 
 ObjectiveSpec = str | Mapping[str, float] | Objective
 
 
-def make_objective(spec: ObjectiveSpec) -> Objective:
+def make_objective(spec: ObjectiveSpec, response: Response | str = Response.pre_relu) -> Objective:
     """Read an objective spec in one place.
 
     ``"conv3:56"`` → map 56 of conv3; ``"conv3"`` → the whole layer; ``{"conv2": 0.5, "conv3": 1.0}`` → the
     weighted sum ``0.5 · conv2 + 1.0 · conv3`` (keys may also be ``"layer:map"``); an :class:`Objective` passes.
+    ``response`` picks the maps' conv output (``pre_relu``) or its ReLU (``post_relu``) for strings and mappings.
     Layer names and map indices are checked against the model on first use (InputError).
     """
     if isinstance(spec, Objective):
         return spec
     if isinstance(spec, str):
-        return parse_objective(spec)
+        return parse_objective(spec, response)
     if isinstance(spec, Mapping) and spec:
         parts = []
         for name, weight in spec.items():
             if not isinstance(weight, Real) or isinstance(weight, bool):
                 raise InputError(f"objective weight for {name!r} is {weight!r}; allowed: a number")
-            parts.append(float(weight) * parse_objective(name))
+            parts.append(float(weight) * parse_objective(name, response))
         return Objective.sum(parts)
     raise InputError(f"objective {spec!r} is not 'layer', 'layer:map' or a non-empty {{layer: weight}} mapping")
 

@@ -127,6 +127,35 @@ def detail(original: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
     return original - upscale(downscale(original, side), tuple(original.shape[-2:]))
 
 
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    """``image`` (H, W) bicubically shrunk so that its longer side is at most ``max_side`` (dreams scale with the
+    pixel count), each side at least :data:`MIN_SIDE`; returned unchanged when it is small enough."""
+    longer = max(image.shape)
+    if longer <= max_side:
+        return image
+    scale = max_side / longer
+    shape = (max(MIN_SIDE, round(image.shape[0] * scale)), max(MIN_SIDE, round(image.shape[1] * scale)))
+    return to_array(resize(to_tensor(image), shape)).clip(0, 1).astype(np.float32)
+
+
+def transfer_change(full: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Apply the change a dream made to a shrunk photo to the photo at its full resolution.
+
+    ``clip(full + upscale(after − before, full.shape), 0, 1)``: the change is bicubically upscaled and added, so the
+    full photo keeps the fine detail the dream never saw — the reference's detail re-injection, since
+    ``full + up(after − before) = up(after) + (full − up(before))`` when ``before`` is ``full`` shrunk. When nothing
+    was shrunk (same shapes) the result is ``after`` itself (up to clipping).
+
+    :param full: (H, W) the photo in [0, 1]; :param before, after: (h, w) the shrunk photo and its dream.
+    :returns: (H, W) float32 in [0, 1].
+    """
+    before, after = np.asarray(before, dtype=np.float32), np.asarray(after, dtype=np.float32)
+    if before.shape != after.shape:
+        raise InputError(f"before and after must have the same shape, got {before.shape} and {after.shape}")
+    change = to_array(upscale(to_tensor(after - before), tuple(np.shape(full))))
+    return np.clip(np.asarray(full, dtype=np.float32) + change, 0.0, 1.0).astype(np.float32)
+
+
 def contrast_stretch(image: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0) -> np.ndarray:
     """Widen the value distribution: map the ``low_pct`` and ``high_pct`` percentiles to 0 and 1, clip the rest.
 

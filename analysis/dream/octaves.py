@@ -35,13 +35,15 @@ class OctaveDream(DreamResult):
     """Result of :func:`dream_octaves`.
 
     :ivar octave_shapes: (H, W) of each octave, smallest first.
-    :ivar octave_images: the dream after each octave's ascent, one (h, w) array per octave.
+    :ivar octave_images: the dream after each octave's ascent, one (h, w) array per octave (the progression).
+    :ivar octave_objectives: the objective (mean over windows) of each octave's image, one float per octave.
     :ivar history: (total steps,) objective (mean over windows) at each step, as seen on the jittered image.
     :ivar capped: per octave, True if the ascent stopped early because the objective exceeded ``max_loss``.
     """
 
     octave_shapes: tuple[tuple[int, int], ...]
     octave_images: tuple[np.ndarray, ...]
+    octave_objectives: tuple[float, ...]
     history: np.ndarray
     capped: tuple[bool, ...]
 
@@ -75,7 +77,7 @@ def dream_octaves(
     """Classical DeepDream of ``image`` with a 28×28 CNN applied in sliding windows at every octave.
 
     ``settings`` gives the objective (``layer_target``: ``"conv3"``, ``{"conv2": 0.5, "conv3": 1.0}`` or
-    ``"conv3:56"``), ``octaves`` (pyramid levels; those below 28 px are skipped, see :func:`octave_shapes`),
+    ``"conv3:56"``, and its ``response``: post-ReLU by default), ``octaves`` (pyramid levels; those below 28 px are skipped, see :func:`octave_shapes`),
     ``octave_scale`` (size ratio of neighbouring octaves; DeepDream uses 1.3–1.4), ``steps_per_octave`` normalised
     ascent steps ``x += lr · g / mean|g|`` (``lr`` null: :data:`OCTAVES_LR`), ``max_loss`` (stop an octave's ascent
     once the objective exceeds it, as Chollet's DeepDream does to keep the image from turning into pure pattern),
@@ -91,13 +93,13 @@ def dream_octaves(
     check_non_negative(jitter=jitter)
     x = image_tensor(image, model_device(model))
     net = Windowed(model, MIN_SIDE, s.window_stride)
-    objective = mean_over_windows(make_objective(s.layer_target))
+    objective = mean_over_windows(make_objective(s.layer_target, s.response))
     before = float(evaluate(net, objective, x)[0])
     shapes = octave_shapes(tuple(x.shape[-2:]), s.octaves, s.octave_scale)
     transforms = make_jitter(jitter, torch.Generator().manual_seed(s.seed))
 
     img = base = resize(x, shapes[0])
-    results, history, capped = [], [], []
+    results, values, history, capped = [], [], [], []
     for k, shape in enumerate(tqdm(shapes, desc="octaves", disable=None if progress else True, leave=False)):
         if k:
             new_base = resize(x, shape)
@@ -106,6 +108,7 @@ def dream_octaves(
         img, hist, hit_cap = _ascend_capped(net, objective, img, s.steps_per_octave, s.max_loss, lr=lr,
                                             transforms=transforms, clip=clip)
         results.append(img)
+        values.append(float(evaluate(net, objective, img.clamp(0.0, 1.0))[0]))
         history.append(hist)
         capped.append(hit_cap)
 
@@ -117,6 +120,7 @@ def dream_octaves(
         objective_after=float(evaluate(net, objective, final)[0]),
         octave_shapes=tuple(shapes),
         octave_images=tuple(to_array(r) for r in results),
+        octave_objectives=tuple(values),
         history=np.concatenate(history).astype(np.float32),
         capped=tuple(capped),
     )

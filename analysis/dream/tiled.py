@@ -39,11 +39,21 @@ class TiledDream(DreamResult):
     :ivar history: (steps,) mean tile objective before each step (on the shifted tiling).
     :ivar offsets: (steps, 2) int, the (dy, dx) roll of each step.
     :ivar n_tiles: tiles per step.
+    :ivar snapshot_steps: the steps after which :attr:`snapshots` were taken (up to :data:`SNAPSHOTS`, evenly
+        spaced, the last one the final step).
+    :ivar snapshots: (H, W) image after each of those steps (the progression), clipped to [0, 1].
+    :ivar snapshot_objectives: the objective (mean over the unshifted tiling) of each snapshot.
     """
 
     history: np.ndarray
     offsets: np.ndarray
     n_tiles: int
+    snapshot_steps: tuple[int, ...]
+    snapshots: tuple[np.ndarray, ...]
+    snapshot_objectives: tuple[float, ...]
+
+
+SNAPSHOTS = 4  # images of the progression a tiled dream keeps
 
 
 TILED_LR = 0.01  # the tiled mode's step size when ``dream.lr`` is null, in units of the tile's mean |gradient|
@@ -63,7 +73,8 @@ def dream_tiled(
     """Dream ``settings.layer_target`` into every ``tile``×``tile`` tile of ``image``, with a random tiling offset per
     step.
 
-    ``settings`` gives the objective (``layer_target``: ``"conv3"``, ``"conv3:56"``, ``{"conv2": 0.5, "conv3": 1.0}``),
+    ``settings`` gives the objective (``layer_target``: ``"conv3"``, ``"conv3:56"``, ``{"conv2": 0.5, "conv3": 1.0}``,
+    and its ``response``: post-ReLU by default),
     ``steps`` (each tile gets one normalised step per step; 0 returns the image unchanged), ``lr`` (null:
     :data:`TILED_LR`, in units of the tile's mean |gradient|), ``tile_batch`` (tiles per engine call; bounds the
     memory of the forward/backward pass) and ``seed`` (the offsets).
@@ -79,7 +90,7 @@ def dream_tiled(
     steps, lr = s.steps, TILED_LR if s.lr is None else s.lr
     if tile < 8:
         raise InputError(f"tile must be >= 8 px, got {tile}")
-    objective = make_objective(s.layer_target)
+    objective = make_objective(s.layer_target, s.response)
     x = image_tensor(image, model_device(model))
     if min(x.shape[-2:]) < tile:
         raise InputError(f"image is {x.shape[-2]}×{x.shape[-1]} px; tiles of {tile} px need at least {tile}×{tile}")
@@ -87,9 +98,10 @@ def dream_tiled(
     chunk = int(s.tile_batch) if batched else 1
     before = float(evaluate(model, objective, tiles(x, tile), chunk).mean())
     gen = torch.Generator().manual_seed(s.seed)
+    keep = sorted({round(steps * (i + 1) / SNAPSHOTS) for i in range(SNAPSHOTS)} - {0})
 
-    img, history, offsets = x, [], []
-    for _ in tqdm(range(steps), desc="tiled dream", disable=None if progress else True, leave=False):
+    img, history, offsets, snapshots = x, [], [], []
+    for step in tqdm(range(1, steps + 1), desc="tiled dream", disable=None if progress else True, leave=False):
         dy, dx = torch.randint(0, tile, (2,), generator=gen).tolist() if roll else (0, 0)
         batch = tiles(torch.roll(img, (dy, dx), dims=(-2, -1)), tile)
         stepped, values = [], []
@@ -101,6 +113,8 @@ def dream_tiled(
         img = torch.roll(untile(torch.cat(stepped), shape), (-dy, -dx), dims=(-2, -1))
         history.append(float(torch.cat(values).mean()))
         offsets.append((dy, dx))
+        if step in keep:
+            snapshots.append(img.clamp(0.0, 1.0))
 
     final = img.clamp(0.0, 1.0)
     return TiledDream(
@@ -111,4 +125,7 @@ def dream_tiled(
         history=np.asarray(history, dtype=np.float32),
         offsets=np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
         n_tiles=int(tiles(x, tile).shape[0]),
+        snapshot_steps=tuple(keep),
+        snapshots=tuple(to_array(im) for im in snapshots),
+        snapshot_objectives=tuple(float(evaluate(model, objective, tiles(im, tile), chunk).mean()) for im in snapshots),
     )

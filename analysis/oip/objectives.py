@@ -1,10 +1,12 @@
 """Objectives to MAXIMISE: callables of the captured activations returning one value per batch element.
 
 An objective maps ``acts = {layer name: (B, K, h, w) conv output}`` to a (B,) tensor; batch elements never mix, so
-``loss = -objective(acts).sum()`` optimises every element independently. The activation used is the conv
+``loss = -objective(acts).sum()`` optimises every element independently. By default the activation used is the conv
 module's own output, i.e. *before* the ReLU applied in ``forward`` — its gradient never vanishes where the map is
 negative, which a post-ReLU objective would suffer from on a fresh random image. ``rectify=True`` averages the
-post-ReLU map instead (what the network passes on) and keeps the gradient alive with a redirected ReLU.
+post-ReLU map instead (what the network passes on); with ``redirect=True`` (the default) a redirected ReLU keeps
+the gradient alive while the map is silent, with ``redirect=False`` it is the plain ReLU's (zero where silent).
+:class:`Response` names the two for dreams (``post_relu`` is the plain ReLU, as classical DeepDream).
 
 Objectives compose lucent-style: ``channel("conv3", 5) + 0.5 * layer("conv2")``, ``Objective.sum([...])``;
 ``parse_objective("conv3:56")`` is the one place where a ``"layer:map"`` string is read.
@@ -13,6 +15,7 @@ Objectives compose lucent-style: ``channel("conv3", 5) + 0.5 * layer("conv2")``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from enum import StrEnum
 from numbers import Real
 
 import torch
@@ -98,8 +101,22 @@ class _RedirectedReLU(torch.autograd.Function):
         return torch.where(silent.view(-1, *[1] * (x.ndim - 1)), grad, relu_grad)
 
 
-def _rectify(x: torch.Tensor, rectify: bool) -> torch.Tensor:
-    return _RedirectedReLU.apply(x) if rectify else x
+class Response(StrEnum):
+    """Which response of a layer's maps a dream maximises (config key ``dream.response``): the post-ReLU activation
+    (what the network passes on; plain ReLU gradient, as classical DeepDream) or the conv output before the ReLU."""
+
+    post_relu = "post_relu"
+    pre_relu = "pre_relu"
+
+
+def _rectify(x: torch.Tensor, rectify: bool, redirect: bool = True) -> torch.Tensor:
+    if not rectify:
+        return x
+    return _RedirectedReLU.apply(x) if redirect else torch.relu(x)
+
+
+def _suffix(rectify: bool, redirect: bool) -> str:
+    return (" (relu)" if redirect else " (plain relu)") if rectify else ""
 
 
 def _maps_of(acts: Acts, name: str) -> torch.Tensor:
@@ -114,11 +131,12 @@ def _check_index(name: str, index: int, n_maps: int) -> None:
         raise InputError(f"map index {index} out of range for layer {name!r}; allowed: 0..{n_maps - 1}")
 
 
-def channel(layer: str, index: int, *, rectify: bool = False) -> Objective:
+def channel(layer: str, index: int, *, rectify: bool = False, redirect: bool = True) -> Objective:
     """Mean activation of map ``index`` of ``layer``, for every batch element: ``mean_{y,x} A[b, index, y, x]``.
 
-    :param rectify: average ``relu(A)`` instead (what the network passes on), with a gradient that does not
-        vanish while the map is off everywhere (see :class:`_RedirectedReLU`).
+    :param rectify: average ``relu(A)`` instead (what the network passes on).
+    :param redirect: with ``rectify``, a gradient that does not vanish while the map is off everywhere (see
+        :class:`_RedirectedReLU`); False: the plain ReLU gradient, zero for a silent map.
     """
     index = int(index)
     if index < 0:
@@ -127,17 +145,18 @@ def channel(layer: str, index: int, *, rectify: bool = False) -> Objective:
     def fn(acts: Acts) -> torch.Tensor:
         out = _maps_of(acts, layer)
         _check_index(layer, index, out.shape[1])
-        return _rectify(out[:, index], rectify).mean(dim=(1, 2))
+        return _rectify(out[:, index], rectify, redirect).mean(dim=(1, 2))
 
-    return Objective(fn, [layer], f"{layer}:{index}" + (" (relu)" if rectify else ""))
+    return Objective(fn, [layer], f"{layer}:{index}" + _suffix(rectify, redirect))
 
 
-def batch_channels(layer: str, indices: Sequence[int] | torch.Tensor, *, rectify: bool = False) -> Objective:
+def batch_channels(layer: str, indices: Sequence[int] | torch.Tensor, *, rectify: bool = False,
+                   redirect: bool = True) -> Objective:
     """Batch element b maximises map ``indices[b]``: ``mean_{y,x} A[b, indices[b], y, x]``.
 
     This is how all maps of a layer are optimised at once as ONE batch of ``len(indices)`` images.
 
-    :param rectify: as in :func:`channel`, decided per batch element.
+    :param rectify, redirect: as in :func:`channel`, decided per batch element.
     """
     idx = torch.as_tensor(indices, dtype=torch.long).flatten()
     if len(idx) == 0:
@@ -150,24 +169,26 @@ def batch_channels(layer: str, indices: Sequence[int] | torch.Tensor, *, rectify
         for i in (int(idx.min()), int(idx.max())):
             _check_index(layer, i, out.shape[1])
         rows = torch.arange(len(idx), device=out.device)
-        return _rectify(out[rows, idx.to(out.device)], rectify).mean(dim=(1, 2))
+        return _rectify(out[rows, idx.to(out.device)], rectify, redirect).mean(dim=(1, 2))
 
-    return Objective(fn, [layer], f"{layer}:[{len(idx)} maps]" + (" (relu)" if rectify else ""))
+    return Objective(fn, [layer], f"{layer}:[{len(idx)} maps]" + _suffix(rectify, redirect))
 
 
-def layer(layer: str, weight: float = 1.0, *, squared: bool = False, rectify: bool = False) -> Objective:
+def layer(layer: str, weight: float = 1.0, *, squared: bool = False, rectify: bool = False,
+          redirect: bool = True) -> Objective:
     """DeepDream's layer objective: ``weight * mean_{k,y,x} A[b, k, y, x]`` over all maps of ``layer``.
 
     :param squared: use ``weight * mean A²`` instead (the L2 form of Chollet's Keras DeepDream, which sums squared
         activations): it rewards strongly *negative* responses as well, so every map that reacts at all is pushed.
+    :param rectify, redirect: as in :func:`channel` (``relu(A)`` of all maps; the redirect is decided per element).
     """
     name = layer
 
     def fn(acts: Acts) -> torch.Tensor:
-        out = _rectify(_maps_of(acts, name), rectify)
+        out = _rectify(_maps_of(acts, name), rectify, redirect)
         return weight * (out.square() if squared else out).mean(dim=(1, 2, 3))
 
-    return Objective(fn, [name], f"{weight:g} * {name}" + ("²" if squared else "") + (" (relu)" if rectify else ""))
+    return Objective(fn, [name], f"{weight:g} * {name}" + ("²" if squared else "") + _suffix(rectify, redirect))
 
 
 def parse_target(spec: str) -> tuple[str, int | None]:
@@ -183,10 +204,14 @@ def parse_target(spec: str) -> tuple[str, int | None]:
     return name, int(index) if sep else None
 
 
-def parse_objective(spec: str) -> Objective:
+def parse_objective(spec: str, response: Response | str = Response.pre_relu) -> Objective:
     """``"conv3:56"`` → :func:`channel` ("conv3", 56); ``"conv3"`` → :func:`layer` ("conv3").
 
+    :param response: ``pre_relu`` (the conv output) or ``post_relu`` (its plain ReLU) of the maps.
     Whether the layer exists and the index is in range is checked against the model when the objective is used.
     """
     name, index = parse_target(spec)
-    return layer(name) if index is None else channel(name, index)
+    rectify = Response(response) == Response.post_relu
+    if index is None:
+        return layer(name, rectify=rectify, redirect=False)
+    return channel(name, index, rectify=rectify, redirect=False)

@@ -1,10 +1,12 @@
 """OIPs ("original input patterns"): for every map of a conv layer, the input image that maximises its mean activation.
 
-The default objective is the map's mean *post-ReLU* activation, as in the reference (its Keras conv layers include
-the ReLU), with a gradient that does not vanish while the map is off everywhere (``rectify=True``, see
-:func:`analysis.oip.objectives.channel`). With ``rectify=False`` the pre-ReLU mean is maximised instead; for
-``conv1`` that objective is linear in the pixels, so its optimum is a nearly uniform image (all 0 or all 1) rather
-than the tiled small-scale patterns the reference shows.
+The objective is the map's mean *post-ReLU* activation (``oip.rectify``, the default; the reference's Keras conv
+layers include the ReLU); ``rectify=False`` maximises the pre-ReLU mean instead, which for ``conv1`` is linear in
+the pixels, so its optimum is a nearly uniform image (all 0 or all 1) rather than the tiled small-scale patterns the
+reference shows. The recipe around it is a preset (:mod:`analysis.oip.presets`): ``lucent`` (default) keeps the
+post-ReLU gradient alive while a map is silent (``redirect``, see :func:`analysis.oip.objectives.channel`) and adds
+jitter, blur and a clamp; ``reference`` is the reference's plain normalised ascent with the plain ReLU gradient, so
+maps silent on their start image stay dead, as in the reference.
 
 All selected maps are optimised as ONE batch — image b maximises map ``maps[b]`` (:func:`batch_channels`) — which
 is what makes rendering all 128 maps of ``conv3`` cheap. ``batched=False`` runs the identical per-element math map
@@ -93,7 +95,8 @@ def render_oips(
     progress: bool = False,
 ) -> OIPResult:
     """Optimise one input image per map of ``layer`` (``settings.maps``, default all) so that the map's mean
-    activation is maximal (post-ReLU with ``settings.rectify``, else pre-ReLU), starting from ``init``.
+    activation is maximal (post-ReLU with ``settings.rectify``, the default, else pre-ReLU), starting from ``init``;
+    the recipe is ``settings.resolved()``: the preset's values where the settings leave them null.
 
     The starting images for all maps of the layer are drawn once from ``settings.seed`` (:func:`make_init`) and
     picked by map index, and the jitter shifts come from a generator seeded with ``seed + 1`` afresh for every
@@ -101,11 +104,12 @@ def render_oips(
     compute the same patterns, and a map's OIP does not depend on which other maps are rendered with it.
 
     :param init: starting images, an :class:`~analysis.oip.params.Init`.
-    :param settings: steps, step size, optimizer, jitter, blur, decay, clip, rectify, seed (the ``oip`` section).
+    :param settings: preset, steps, step size, optimizer, jitter, blur, decay, clip, rectify, redirect, seed (the
+        ``oip`` section).
     :param size: image side; default ``model.image_size`` or 28.
     :raises InputError: unknown layer, map index out of range, unknown init.
     """
-    s = settings
+    s = settings.resolved()
     n_maps = map_count(model, layer)
     idx = _check_maps(s.maps, layer, n_maps)
     size = size or getattr(model, "image_size", 28)
@@ -115,7 +119,7 @@ def render_oips(
 
     def run(rows: slice) -> AscentResult:
         shifts = make_jitter(s.jitter, torch.Generator().manual_seed(s.seed + 1)) if s.jitter else None
-        objective = batch_channels(layer, idx[rows], rectify=s.rectify)
+        objective = batch_channels(layer, idx[rows], rectify=s.rectify, redirect=s.redirect)
         return ascend(model, objective, start[rows], steps=s.steps, lr=s.lr, optimizer=s.optimizer,
                       transforms=shifts, l2_decay=s.l2_decay, blur_every=s.blur_every, blur_sigma=s.blur_sigma,
                       clip=(0.0, 1.0) if s.clip else None, progress=progress and batched, desc=f"OIPs {layer}")

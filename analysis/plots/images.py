@@ -19,14 +19,18 @@ def image_grid(
     cell_inches: float = 1.3,
     normalize_each: bool = True,
     blank: Sequence[bool] | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> Figure:
     """Draw ``images`` in a grid of panels without axes.
 
     :param images: (n, H, W) grayscale (drawn with ``cmap``) or (n, H, W, 3) RGB in [0, 1].
     :param titles: one short title per image (e.g. ``"12: 3.41"``), or None.
     :param ncols: columns; default about sqrt(n), at most 16.
-    :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale).
+    :param normalize_each: stretch each grayscale image to its own min..max (OIPs differ in scale); a flat image is
+        drawn on the [0, 1] pixel scale instead, so an all-white pattern does not look like an all-black one.
     :param blank: per image, True draws an empty panel (e.g. a dead map) instead of the pixels.
+    :param value_range: (vmin, vmax) shared by all grayscale panels, shown in a colour bar (overrides
+        ``normalize_each``).
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -34,8 +38,10 @@ def image_grid(
     n = len(images)
     ncols = ncols or min(16, max(1, math.ceil(math.sqrt(n))))
     nrows = max(1, math.ceil(n / ncols))
-    fig = Figure(figsize=(ncols * cell_inches, nrows * cell_inches + (0.4 if suptitle else 0)), layout="constrained")
+    title_inches = 0.25 * (suptitle.count("\n") + 1) + 0.15 if suptitle else 0.0
+    fig = Figure(figsize=(ncols * cell_inches, nrows * cell_inches + title_inches), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    shown = None
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i >= n:
@@ -44,12 +50,19 @@ def image_grid(
             ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, color="0.5", transform=ax.transAxes)
         elif images.ndim == 3:
             img = images[i]
-            lo, hi = (float(img.min()), float(img.max())) if normalize_each else (None, None)
-            ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi if hi != lo else None, interpolation="nearest")
+            if value_range is not None:
+                lo, hi = value_range
+            else:
+                lo, hi = (float(img.min()), float(img.max())) if normalize_each else (None, None)
+                if lo is not None and hi - lo < 1e-6:  # a flat image: show its value on the [0, 1] pixel scale,
+                    lo, hi = min(lo, 0.0), max(hi, 1.0)  # not the bottom colour of a degenerate stretch
+            shown = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi if hi != lo else None, interpolation="nearest")
         else:
             ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
         if titles is not None:
             ax.set_title(titles[i], fontsize=6, pad=1)
+    if value_range is not None and shown is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.6, pad=0.01, label="pixel value")
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig

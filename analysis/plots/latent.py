@@ -49,7 +49,8 @@ def all_histograms(edges: np.ndarray, counts: np.ndarray, *, title: str | None =
 def dominant_fits(
     edges: np.ndarray, counts: np.ndarray, components: pd.DataFrame, *, max_panels: int = 20, ncols: int = 5
 ) -> Figure:
-    """Small multiples: each dominant component's histogram, its Gaussian fit, mu and the FWHM points mu ± hw/2.
+    """Small multiples: each dominant component's histogram, its Gaussian fit, mu (the fit's centre), the
+    histogram mode (dashed, where the table has it) and the FWHM points mu ± hw/2.
 
     :param edges: (B + 1,); :param counts: (N, B); :param components: DataFrame of
         :func:`analysis.latent_stats.component_stats` (uses component, mu, half_width, gauss_mu, gauss_sigma,
@@ -80,7 +81,9 @@ def dominant_fits(
             ax.plot(xs, y.sum() * width * norm.pdf(xs, row["gauss_mu"], row["gauss_sigma"]), "C3", lw=1.2,
                     label="Gaussian fit")
         mu, hw = row["mu"], row["half_width"]
-        ax.axvline(mu, color="C0", lw=1, label="mu")
+        ax.axvline(mu, color="C0", lw=1, label="mu (fit centre)")
+        if "mode" in row and np.isfinite(row["mode"]):
+            ax.axvline(row["mode"], color="C1", lw=0.8, ls="--", label="histogram mode")
         ax.axvspan(mu - hw / 2, mu + hw / 2, color="C0", alpha=0.12, label="mu ± hw/2")
         ax.axhline(y.max() / 2, color="C0", lw=0.6, ls=":")
         reach = 4 * max(hw, width)
@@ -104,28 +107,80 @@ def radius_distributions(
     *,
     bins: int = 80,
 ) -> Figure:
-    """Distributions of vector lengths R = |z| for the data (red) and for method-2 vectors per b.
+    """Distributions of vector lengths R = |z| for the data (red) and for method-2 vectors per b, twice: on a
+    linear density axis (left) and a logarithmic one (right), where the data's wide, low distribution is not
+    flattened under the narrow uniform peaks.
 
     :param data_radii: (n,) radii of the data; :param uniform_radii_by_b: b → (m,) radii of uniform vectors;
     :param analytic: b → (mean, std) from :func:`analysis.latent_stats.uniform_radius_moments`, drawn as a
         vertical line at the mean and a band of ± std. Densities (not counts), so different sample sizes compare.
     """
-    fig = Figure(figsize=(9, 4.8), layout="constrained")
-    ax = fig.subplots()
+    fig = Figure(figsize=(13, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
     palette = sns.color_palette("viridis", n_colors=max(1, len(uniform_radii_by_b)))
-    ax.hist(np.asarray(data_radii), bins=bins, density=True, histtype="stepfilled", color="C3", alpha=0.5,
-            label="data")
-    for color, (b, r) in zip(palette, sorted(uniform_radii_by_b.items())):
-        ax.hist(np.asarray(r), bins=bins, density=True, histtype="step", color=color, lw=1.3, label=f"uniform b={b:g}")
-        if b in analytic:
-            mean, std = analytic[b]
-            ax.axvline(mean, color=color, ls="--", lw=0.9)
-            ax.axvspan(mean - std, mean + std, color=color, alpha=0.15)
-    ax.set_xlabel("vector length R = ||z||_2 (latent units)")
-    ax.set_ylabel("probability density (1 / latent unit)")
-    ax.set_title("Radius distributions: data vs uniform [-b, b]^N (dashed: analytic mean, band: ± std)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    data_radii = np.asarray(data_radii)
+    for ax, log in zip(axes, (False, True)):
+        ax.hist(data_radii, bins=bins, density=True, histtype="stepfilled", color="C3", alpha=0.5, label="data")
+        for color, (b, r) in zip(palette, sorted(uniform_radii_by_b.items())):
+            ax.hist(np.asarray(r), bins=bins, density=True, histtype="step", color=color, lw=1.3,
+                    label=f"uniform b={b:g}")
+            if b in analytic:
+                mean, std = analytic[b]
+                ax.axvline(mean, color=color, ls="--", lw=0.9)
+                ax.axvspan(mean - std, mean + std, color=color, alpha=0.15)
+        ax.set_xlabel("vector length R = ||z||_2 (latent units)")
+        ax.set_ylabel("probability density (1 / latent unit)" + (", log scale" if log else ""))
+        ax.grid(alpha=0.3)
+        if log:
+            ax.set_yscale("log")
+            ax.set_title("the same, log density: the data's spread shows", fontsize=10)
+        else:
+            ax.set_title("linear density", fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Radius distributions: data ({len(data_radii)} vectors, red) vs uniform [-b, b]^N "
+                 "(dashed: analytic mean, band: ± std)")
+    return fig
+
+
+def uniform_histograms(
+    edges: np.ndarray, uniform_counts: Mapping[float, np.ndarray], data_counts: np.ndarray, *, ncols: int = 3
+) -> Figure:
+    """The post's figure on method 2: per b, the number distributions of all N components of the uniform vectors
+    in [-b, b]^N (coloured by component index), over the data's distributions (gray, rescaled to the same number of
+    vectors), on the data's binning.
+
+    :param edges: (B + 1,); :param uniform_counts: b → (N, B) counts; :param data_counts: (N, B) counts of the data.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    centres = _centres(edges)
+    data_counts = np.asarray(data_counts, dtype=np.float64)
+    items = sorted(uniform_counts.items())
+    ncols = max(1, min(ncols, len(items)))
+    nrows = max(1, math.ceil(len(items) / ncols))
+    fig = Figure(figsize=(4.6 * ncols, 3.3 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    cmap = colormaps["viridis"]
+    n_uniform = max((int(np.asarray(c).sum(axis=1).max()) for _, c in items), default=0)
+    for ax, (b, counts) in zip(axes, items):
+        counts = np.asarray(counts, dtype=np.float64)
+        total = data_counts.sum(axis=1, keepdims=True)
+        scaled = np.divide(data_counts * counts.sum(axis=1, keepdims=True), total, out=np.zeros_like(data_counts),
+                           where=total > 0)
+        for row in scaled:
+            ax.plot(centres, row, color="0.55", lw=0.5, alpha=0.35)
+        norm_idx = Normalize(0, max(1, len(counts) - 1))
+        for i, row in enumerate(counts):  # empty bins left out: the plateaus, not 256 lines along zero
+            ax.plot(centres, np.where(row > 0, row, np.nan), color=cmap(norm_idx(i)), lw=0.6, alpha=0.5)
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_title(f"uniform in [-{b:g}, {b:g}]^N", fontsize=9)
+        ax.set_xlabel("component value z_i (latent units)", fontsize=8)
+        ax.set_ylabel("vectors per bin", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(items):]:
+        ax.set_axis_off()
+    fig.suptitle(f"Component distributions of {n_uniform} uniform vectors per b (colour: component index) "
+                 "over the data's (gray, same number of vectors)", fontsize=10)
     return fig
 
 
@@ -144,30 +199,51 @@ def correlation_scatter(
     ax.scatter(x, y, s=5, alpha=0.5, color="C0", edgecolors="none")
     ax.set_xlabel(f"z_{i} (latent units)")
     ax.set_ylabel(f"z_{j} (latent units)")
-    ax.set_title(f"Components {i} vs {j}: {len(x)} vectors, Pearson r = {r:.2f}")
+    ax.set_title(f"Components {i} vs {j}: {len(x)} vectors\nPearson r = {r:.2f}", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
 
 
-def correlation_heatmap(matrix: np.ndarray, labels: Sequence) -> Figure:
-    """Pearson correlation matrix of (dominant) components as a diverging heat map in [-1, 1]; values are
-    written into the cells when there are at most 15 components."""
+MAX_TICK_LABELS = 40  # more component labels than this on an axis are thinned out, so they stay readable
+
+
+def correlation_heatmap(matrix: np.ndarray, labels: Sequence, *, cluster: bool = True) -> Figure:
+    """Pearson correlation matrix of (dominant) components as a diverging heat map in [-1, 1].
+
+    With ``cluster`` the components are reordered by :func:`analysis.latent_stats.correlation_order` (hierarchical
+    clustering), so groups of correlated components show as blocks on the diagonal. The figure stays at most
+    11 in wide whatever the number of components; with more than :data:`MAX_TICK_LABELS` components only every
+    k-th is labelled, and values are written into the cells up to 15 components.
+    """
+    from analysis.latent_stats import correlation_order
+
     matrix = np.asarray(matrix, dtype=np.float64)
-    size = max(4.0, 0.35 * len(labels) + 2)
+    names = [str(label) for label in labels]
+    n = len(names)
+    order = correlation_order(matrix) if cluster else np.arange(n)
+    matrix = matrix[np.ix_(order, order)]
+    names = [names[i] for i in order]
+    size = min(10.0, max(4.0, 0.3 * n + 2))
     fig = Figure(figsize=(size + 1, size), layout="constrained")
     ax = fig.subplots()
-    names = [str(label) for label in labels]
     # seaborn's "vlag" diverging map, drawn with imshow (sns.heatmap warns on current matplotlib)
     image = ax.imshow(matrix, cmap="vlag", vmin=-1, vmax=1, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="Pearson r", shrink=0.8)
-    ax.set_xticks(range(len(names)), names, rotation=90 if len(names) > 15 else 0)
-    ax.set_yticks(range(len(names)), names)
-    if len(names) <= 15:
+    every = max(1, math.ceil(n / MAX_TICK_LABELS))
+    ticks = list(range(0, n, every))
+    fontsize = 8 if n <= 25 else 6.5
+    ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90 if n > 15 else 0, fontsize=fontsize)
+    ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=fontsize)
+    if n <= 15:
         for (r, c), value in np.ndenumerate(matrix):
             ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xlabel("component index")
+    shown = "" if every == 1 else f" (one in {every} labelled)"
+    ax.set_xlabel(f"component index{shown}")
     ax.set_ylabel("component index")
-    ax.set_title(f"Correlations of {len(names)} dominant components")
+    how = " (ordered by hierarchical clustering)" if cluster and n >= 3 else ""
+    off = np.abs(matrix[~np.eye(n, dtype=bool)]) if n > 1 else np.zeros(1)
+    ax.set_title(f"Correlations of {n} dominant components{how}\nmean |r| off the diagonal: "
+                 f"{float(np.nanmean(off)) if np.isfinite(off).any() else float('nan'):.3f}", fontsize=10)
     return fig
 
 

@@ -52,7 +52,7 @@ def test_every_latent_artifact_exists_parses_and_metrics_are_logged(ae_run, tmp_
     assert npz["edges"][0] <= -12 and npz["edges"][-1] == -npz["edges"][0]
     assert npz["counts"].sum(axis=1).min() == npz["counts"].sum(axis=1).max()  # every vector counted in every row
     comp = pd.read_csv(_read(client, run_id, "latent/components.csv", tmp_path))
-    assert list(comp.columns) == ["component", "mean", "std", "mu", "half_width", "gauss_mu", "gauss_sigma",
+    assert list(comp.columns) == ["component", "mean", "std", "mu", "mode", "half_width", "gauss_mu", "gauss_sigma",
                                   "fit_r2", "dominant"]
     assert len(comp) == 256 and (comp["half_width"] > 0).all()
     hits = pd.read_csv(_read(client, run_id, "latent/hit_rates.csv", tmp_path))

@@ -10,9 +10,10 @@ from PIL import Image
 
 from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_octaves,
                             dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
-                            octave_shapes, resize, tiles,
-                            to_tensor, untile, upscale, window_starts, windows)
+                            octave_shapes, resize, shrink, tiles, to_tensor, transfer_change, untile, upscale,
+                            window_starts, windows)
 from analysis.oip.ascent import ascend
+from analysis.oip.hooks import activations
 from analysis.oip.objectives import layer
 from analysis.plots.dream import octave_panels, seed_panels, tiled_panels
 from analysis.settings import DreamSettings
@@ -98,6 +99,20 @@ def test_contrast_stretch_maps_percentiles_to_0_and_1():
         contrast_stretch(ramp, 90, 10)
 
 
+def test_transfer_change_puts_the_dream_on_the_full_resolution_photo():
+    full = smooth_image(90, 140)
+    small = shrink(full, 70)
+    assert small.shape == (45, 70) and shrink(small, 70) is small
+    after = small.copy()
+    after[10:20, 10:20] += 0.2  # a local change of the shrunk photo
+    out = transfer_change(full, small, after)
+    assert out.shape == (90, 140) and out.dtype == np.float32
+    change = out - full
+    assert change[24:36, 24:36].mean() == pytest.approx(0.2, abs=0.03)  # where the change was, scaled up 2×
+    assert np.abs(change[60:, 80:]).max() < 1e-4  # the rest of the photo keeps its own pixels
+    np.testing.assert_allclose(transfer_change(small, small, after), np.clip(after, 0, 1), atol=1e-6)
+
+
 # --- windows and tiles -----------------------------------------------------------------------------------------
 
 
@@ -179,8 +194,8 @@ def test_seed_raises_the_objective_and_fills_the_panels(model):
     assert res.dream28.shape == (28, 28) and res.cycle_images.shape == (2, 28, 28)
     assert res.upscaled.shape == res.stretched.shape == res.image.shape == (45, 70)
     assert res.stretched.min() == 0 and res.stretched.max() == 1
-    fig = seed_panels(res)
-    assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.images]) == 4
+    fig = seed_panels(res)  # the reference's six: two viridis, gray, upscaled, details re-added, stretched
+    assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.images]) == 6
 
 
 def test_octaves_raise_the_weighted_objective(model):
@@ -191,7 +206,19 @@ def test_octaves_raise_the_weighted_objective(model):
     assert res.octave_shapes == ((34, 46), (48, 64))
     assert res.objective_gain > 0.003 and res.history.shape == (6,)
     assert [im.shape for im in res.octave_images] == [(34, 46), (48, 64)]
-    assert len([ax for ax in octave_panels(res).axes if ax.images]) == 3
+    assert len(res.octave_objectives) == 2 and res.octave_objectives[-1] == pytest.approx(res.objective_after, abs=1e-6)
+    assert len([ax for ax in octave_panels(res).axes if ax.images]) == 4  # original, one per octave, difference
+
+
+def test_octaves_and_tiled_maximise_the_post_relu_response_by_default(model):
+    img = smooth_image(48, 64)
+    post = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0)))
+    pre = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0, response="pre_relu")))
+    acts = activations(model, windows(to_tensor(img), 28, 14), ["conv3"])["conv3"].detach()
+    assert post.objective_before == pytest.approx(float(torch.relu(acts).mean()), rel=1e-5)
+    assert pre.objective_before == pytest.approx(float(acts.mean()), rel=1e-5)
+    tiled = dream_tiled(model, img, dream(dict(steps=0)))
+    assert tiled.objective_before >= 0
 
 
 def test_octaves_stop_at_max_loss(model):
@@ -207,7 +234,9 @@ def test_tiled_raises_the_objective_and_batching_changes_nothing(model):
     one = dream_tiled(model, img, dream(kwargs), batched=False)
     assert res.objective_gain > 0.003 and res.n_tiles == 2 * 3 and res.offsets.shape == (3, 2)
     np.testing.assert_allclose(res.image, one.image, atol=1e-5)
-    assert len([ax for ax in tiled_panels(res).axes if ax.images]) == 3
+    assert res.snapshot_steps == (1, 2, 3) and len(res.snapshots) == 3
+    np.testing.assert_allclose(res.snapshots[-1], res.image)
+    assert len([ax for ax in tiled_panels(res).axes if ax.images]) == 5  # original, three snapshots, difference
 
 
 def _seam_ratios(diff: np.ndarray, tile: int = 28, band: int = 2) -> tuple[float, float]:

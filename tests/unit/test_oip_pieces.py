@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.oip import (Objective, activations, batch_channels, blur, capture, channel, clip, compose,
+from analysis.oip import (Objective, Response, activations, batch_channels, blur, capture, channel, clip, compose,
                           fluctuations, jitter, layer, make_init, parse_objective, pixel_image, uniform_noise)
 from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
@@ -96,6 +96,20 @@ def test_rectified_gradient_flows_while_map_is_off():
     x = torch.tensor([[[[-1.0, -2.0]]], [[[3.0, -1.0]]]], requires_grad=True)
     (g,) = torch.autograd.grad(channel("c", 0, rectify=True)({"c": x}).sum(), x)
     assert torch.equal(g, torch.tensor([[[[0.5, 0.5]]], [[[0.5, 0.0]]]]))
+
+
+def test_plain_relu_leaves_a_silent_map_without_gradient():
+    x = torch.tensor([[[[-1.0, -2.0]]], [[[3.0, -1.0]]]], requires_grad=True)
+    (g,) = torch.autograd.grad(channel("c", 0, rectify=True, redirect=False)({"c": x}).sum(), x)
+    assert torch.equal(g, torch.tensor([[[[0.0, 0.0]]], [[[0.5, 0.0]]]]))
+
+
+def test_response_picks_the_post_or_pre_relu_mean():
+    acts = {"c": torch.tensor([[[[-1.0, 3.0]], [[2.0, -4.0]]]])}  # (1, 2 maps, 1, 2)
+    assert parse_objective("c", Response.post_relu)(acts).item() == pytest.approx((3 + 2) / 4)
+    assert parse_objective("c", "pre_relu")(acts).item() == pytest.approx(0.0)
+    assert parse_objective("c:1", Response.post_relu)(acts).item() == pytest.approx(1.0)
+    assert parse_objective("c:1")(acts).item() == pytest.approx(-1.0)  # the default stays pre-ReLU
 
 
 # --- starting images ---------------------------------------------------------------------------------------------

@@ -106,6 +106,44 @@ def test_dead_map_is_flagged(small_cnn):
     assert res.activation[2] == 0
 
 
+def test_reference_preset_leaves_maps_silent_on_their_start_dead_where_lucent_revives_them():
+    net = FilterNet()
+    with torch.no_grad():
+        net.conv1.bias[:] = -4.5  # every map starts silent on a random image in [0, 1] (it can reach 7.5)
+        net.conv1.bias[3] = 0.0  # ... but the centre blob
+    kw = dict(size=12, steps=30)
+    reference = _render(net, "conv1", preset="reference", **kw)
+    assert reference.dead.tolist() == [True, True, True, False]  # no gradient: the reference's dead maps
+    np.testing.assert_array_equal(reference.final[:3], reference.initial[:3])
+    lucent = _render(net, "conv1", **kw)
+    assert not lucent.dead[:2].any()  # the redirected ReLU pushed them until they fired
+    # a user's value wins over the preset's: redirect on, with the reference's plain normalised steps
+    revived = _render(net, "conv1", preset="reference", redirect=True, **kw)
+    assert not revived.dead[:2].any()
+
+
+def test_a_preset_is_one_row_and_explicit_values_win():
+    from analysis.oip import PRESET_VALUES, OIPPreset
+
+    lucent, reference = OIPSettings().resolved(), OIPSettings(preset="reference").resolved()
+    for preset, resolved in ((OIPPreset.lucent, lucent), (OIPPreset.reference, reference)):
+        assert {k: getattr(resolved, k) for k in PRESET_VALUES[preset]} == PRESET_VALUES[preset]
+    assert (reference.optimizer, reference.jitter, reference.blur_every, reference.clip, reference.redirect) == (
+        "normalized", 0, 0, False, False)
+    assert OIPSettings().lr is None  # null until resolved: the schema's default must stay "the preset's value"
+    mixed = OIPSettings(preset="reference", jitter=2, clip=True).resolved()
+    assert (mixed.jitter, mixed.clip, mixed.optimizer) == (2, True, "normalized")
+
+
+def test_preset_through_the_config():
+    from experiments.config import load_experiment, section
+
+    oip = section(load_experiment("cnn_mnist_bundled", ["oip.preset=reference", "oip.jitter=3"]), "oip").resolved()
+    assert (oip.preset, oip.optimizer, oip.jitter, oip.redirect) == ("reference", "normalized", 3, False)
+    with pytest.raises(InputError, match="oip.preset"):
+        load_experiment("cnn_mnist_bundled", ["oip.preset=keras"])
+
+
 def test_bad_input(small_cnn):
     with pytest.raises(InputError, match="conv1, conv2, conv3"):
         _render(small_cnn, "dense", steps=1)
@@ -127,3 +165,17 @@ def test_table_and_grid(small_cnn):
     assert [ax.get_title() for ax in axes] == [f"{m}: {a:.2f}" for m, a in zip(res.maps, res.activation)]
     assert len(axes[0].images) == 1 and axes[0].images[0].get_cmap().name == "viridis"
     assert not axes[1].images and [t.get_text() for t in axes[1].texts] == ["dead"]
+    assert "post-ReLU mean activation" in fig.get_suptitle()  # the title says what the number over a panel is
+
+
+def test_grid_on_a_shared_scale(small_cnn):
+    res = _render(small_cnn, "conv1", maps=[0, 1, 2], steps=3)
+    flat = type(res)(**{**res.__dict__, "patterns": np.stack([res.patterns[0], np.full((28, 28), 0.5, np.float32),
+                                                               res.patterns[2]])})
+    own = [ax.images[0].get_clim() for ax in oip_grid(flat).axes if ax.images and ax.get_title()]
+    assert own[1] == (0.0, 1.0)  # a flat pattern is not stretched: it shows its value on the pixel scale
+    assert own[0] == (flat.patterns[0].min(), flat.patterns[0].max())  # the others each on their own min..max
+    fig = oip_grid(flat, shared_scale=True)
+    shared = {ax.images[0].get_clim() for ax in fig.axes if ax.images and ax.get_title()}
+    assert len(shared) == 1 and "one colour scale" in fig.get_suptitle()
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)

@@ -96,3 +96,44 @@ def test_pca_spectrum_plot():
     fig = pl.pca_spectrum_plot(ratios, 3)
     _labelled(fig)
     assert "3 of 4" in fig.axes[0].get_title()
+
+
+def test_uniform_histograms_one_panel_per_b_over_the_data():
+    rng = np.random.default_rng(3)
+    data = np.stack([np.histogram(rng.normal(0, 0.5, 400), bins=EDGES)[0] for _ in range(3)])
+    uniform = {1.0: np.full((3, 12), 7), 2.0: np.full((3, 12), 3)}
+    fig = pl.uniform_histograms(EDGES, uniform, data)
+    _labelled(fig)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == ["uniform in [-1, 1]^N", "uniform in [-2, 2]^N"]
+    assert len(panels[0].lines) == 3 + 3  # the data's components in gray, then the uniform ones
+
+
+def test_radius_distributions_second_panel_is_log_density():
+    rng = np.random.default_rng(1)
+    fig = pl.radius_distributions(rng.normal(8, 3, 300), {1.0: rng.normal(9.2, 0.26, 300)}, {1.0: (9.23, 0.258)})
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]
+
+
+def test_correlation_heatmap_clusters_and_stays_readable_for_many_components():
+    # 3 blocks of correlated components, shuffled: the clustered order puts each block together again
+    rng = np.random.default_rng(4)
+    block = np.repeat(np.arange(3), 40)
+    factors = rng.normal(size=(2000, 3))
+    z = factors[:, block] + 0.3 * rng.normal(size=(2000, 120))
+    perm = rng.permutation(120)
+    corr = np.corrcoef(z[:, perm], rowvar=False)
+    fig = pl.correlation_heatmap(corr, perm)
+    ax = fig.axes[0]
+    labels = [int(t.get_text()) for t in ax.get_xticklabels()]
+    assert len(labels) <= pl.MAX_TICK_LABELS
+    ordered = block[[int(t) for t in np.asarray(perm)[ls_order(corr)]]]
+    assert np.count_nonzero(np.diff(ordered)) == 2  # three contiguous blocks
+    assert "clustering" in ax.get_title()
+    assert max(fig.get_size_inches()) * 110 <= 2000
+
+
+def ls_order(corr):
+    from analysis.latent_stats import correlation_order
+
+    return correlation_order(corr)
