@@ -252,6 +252,7 @@ def experiment_url(base_url: str, experiment_id: str, view: bool = True) -> str:
     return f"{url}&viewStateShareKey={VIEW_KEY}" if view else url
 
 
-def run_url(base_url: str, experiment_id: str, run_id: str) -> str:
-    """A run's page, on its model-metrics tab (its curves and stepped images)."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/model-metrics?{ML}"
+def run_url(base_url: str, experiment_id: str, run_id: str, tab: str = "model-metrics") -> str:
+    """A run's page, by default on its Model metrics tab (its curves and stepped images); ``tab="artifacts"`` or
+    ``"artifacts/<path>"`` opens its files."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{tab}?{ML}"

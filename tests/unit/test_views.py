@@ -147,3 +147,4 @@ def test_links_open_the_model_training_ui():
     assert views.experiment_url(base, "3", view=False).endswith("&compareRunsMode=CHART")
     assert views.run_url(base, "3", "abc") == ("http://127.0.0.1:5000/#/experiments/3/runs/abc/model-metrics"
                                                "?workflowType=machine_learning")
+    assert "/runs/abc/artifacts/compare/x.png?workflowType" in views.run_url(base, "3", "abc", "artifacts/compare/x.png")
