@@ -1,8 +1,8 @@
 """``latentdream ui``: the MLflow UI over the project's store, bound to this machine unless asked otherwise.
 
-Before ``mlflow server`` starts: the port is checked (a busy one is an :class:`InputError` naming ``--port``), a
-host other than loopback gets a warning, and each experiment's chart view is published (:mod:`experiments.views`)
-so the printed links open it. The server runs in its own process group; SIGINT (Ctrl-C), SIGTERM and SIGHUP to
+Before ``mlflow server`` starts, the port is checked (a busy one is an :class:`InputError` naming ``--port``) and a
+host other than loopback gets a warning; while it starts, each experiment's chart view is published
+(:mod:`experiments.views`) so that the printed links open it. The server runs in its own process group; SIGINT (Ctrl-C), SIGTERM and SIGHUP to
 ``latentdream ui`` stop that whole group (the server and its uvicorn workers), never leaving it serving orphaned.
 """
 
@@ -151,15 +151,15 @@ def serve(host: str = "127.0.0.1", port: int = 5000, allowed_hosts: str | None =
     uri = store.default_tracking_uri()
     cmd = server_command(host, port, uri, allowed_hosts, workers)
     base = f"http://{browse_host(host)}:{port}"
-    print(f"MLflow UI on {base}  (store: {uri}); Ctrl-C stops it")
-    print(f"  experiments: {views.experiments_url(base)}")
-    for name, url in experiment_links(base, uri):
-        print(f"  {name}: {url}")
-    sys.stdout.flush()
     with _stop_signals_raise():
         # its own process group: uvicorn forks workers, and the whole group must stop with us
         proc = subprocess.Popen(cmd, start_new_session=True, env={**SERVER_ENV_DEFAULTS, **os.environ})
         try:
+            print(f"MLflow UI on {base}  (store: {uri}); Ctrl-C stops it")
+            print(f"  experiments: {views.experiments_url(base)}")
+            for name, url in experiment_links(base, uri):  # while the server starts
+                print(f"  {name}: {url}")
+            sys.stdout.flush()
             return proc.wait()
         except KeyboardInterrupt:
             stop_group(proc)
