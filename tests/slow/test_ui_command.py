@@ -13,7 +13,7 @@ import mlflow
 import psutil
 import pytest
 
-from experiments import views
+from experiments import ui, views
 from tests.ui import free_port, wait_until_answers
 
 pytestmark = pytest.mark.slow
@@ -45,8 +45,9 @@ def test_a_stop_signal_leaves_no_server_behind(tmp_path, signum):
         assert proc.wait(timeout=30) == 0
         gone, alive = psutil.wait_procs(children, timeout=5)
         assert not alive, f"left running: {[p.cmdline() for p in alive]}"
-        with socket.socket() as sock:  # the port is free again
-            sock.bind(("127.0.0.1", port))
+        ui.check_port("127.0.0.1", port)  # free again for a new server (TIME_WAIT connections may linger)
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
     finally:
         if proc.poll() is None:
             proc.kill()
