@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast test-ui ui bench clean
+.PHONY: setup system-deps demo test test-fast test-ui docs-images ui bench clean
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 $(BIN)/python:
@@ -20,12 +20,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 setup: $(STAMP)
 
+## make system-deps: Debian packages the whole suite needs, installed in one apt step only when one is missing:
+## chromium (the MLflow UI browser test, driven by the playwright package of the test extra) and postgresql
+## (the tracking-server test's backend)
+system-deps:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium postgresql; \
+	fi
+
 ## make demo: set up, train and analyse the demo runs on bundled data, print how to open the UI
 demo: setup
 	$(BIN)/latentdream demo
 
-## make test: set up and run the whole suite (slow tests included)
-test: setup
+## make test: set up and run the whole suite (slow tests and the browser test included)
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
 ## make test-fast: the edit loop (slow tests skipped)
@@ -33,10 +41,12 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 ## make test-ui: the MLflow UI checked in headless Chromium (Debian's chromium + the playwright package)
-test-ui: setup
-	command -v chromium >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
-	$(BIN)/pip install --quiet playwright
+test-ui: setup system-deps
 	$(BIN)/python -m pytest -q tests/ui
+
+## make docs-images: the browser test, keeping its screenshots in docs/img/ for the README
+docs-images: setup system-deps
+	LATENTDREAM_DOCS_IMAGES=docs/img $(BIN)/python -m pytest -q tests/ui
 
 ui: setup
 	$(BIN)/latentdream ui

@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from experiments.ui import serve
 
-    return serve(host=args.host, port=args.port)
+    return serve(host=args.host, port=args.port, allowed_hosts=args.allowed_hosts, workers=args.workers)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -153,6 +153,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    p.add_argument("--allowed-hosts", default=None, metavar="NAME[:PORT],...",
+                   help="passed to mlflow server: answer only requests addressed to these host names")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
     p.set_defaults(func=cmd_ui)
     return parser
 

@@ -1,5 +1,6 @@
-"""Helpers for tests that start a real ``mlflow server`` (the browser test here, the tracking-server test in
-``tests/slow/test_runs.py``): a free loopback port and a server that is always stopped, even when the test fails."""
+"""Helpers for tests that start a real server: a free loopback port, waiting until it answers (the browser test
+here and the ``latentdream ui`` and README tests in ``tests/slow``), and an ``mlflow server`` that is always stopped,
+even when the test fails (the tracking-server test in ``tests/slow/test_runs.py``)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def wait_until_answers(url: str, proc: subprocess.Popen, timeout: float = 90.0) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode} before answering {url}")
+            raise RuntimeError(f"the server exited with {proc.returncode} before answering {url}")
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
@@ -35,7 +36,7 @@ def wait_until_answers(url: str, proc: subprocess.Popen, timeout: float = 90.0) 
         except OSError:
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"mlflow server did not answer {url} within {timeout:.0f} s")
+    raise TimeoutError(f"the server did not answer {url} within {timeout:.0f} s")
 
 
 @contextlib.contextmanager
