@@ -91,30 +91,31 @@ def parse_grid(items: Sequence[str]) -> Grid:
     """``["optim.lr=0.01,0.05", "model.dropout=0,0.2", "trainer.seed=1,2", "trainer.max_epochs=3"]`` → a
     :class:`Grid` with two axes, one fixed override and two seeds.
 
-    :raises InputError: an item without ``=``, a key given twice, a value listed twice for one key.
+    A key given again with one value replaces its earlier plain value (the last wins, as for ``latentdream train``).
+
+    :raises InputError: an item without ``=``, a swept key given twice, a value listed twice for one key.
     """
     axes: dict[str, list[str]] = {}
-    fixed: list[str] = []
+    fixed: dict[str, str] = {}
     seeds: list[str] = []
-    seen: set[str] = set()
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise InputError(f"sweep item {item!r} is not of the form key=value or key=a,b,c")
-        if key in seen:
-            raise InputError(f"sweep key {key} is given twice; list all its values once: {key}=a,b,c")
-        seen.add(key)
         values = split_values(text)
         if len(set(values)) < len(values):
             raise InputError(f"sweep key {key} lists a value twice: {text}")
+        if key in axes or (key == SEED_KEY and seeds) or (key in fixed and len(values) > 1):
+            raise InputError(f"sweep key {key} is given twice; list all its values once: {key}=a,b,c")
         if key == SEED_KEY and len(values) > 1:
             seeds = values
         elif len(values) > 1:
             axes[key] = values
         else:
-            fixed.append(f"{key}={values[0]}")
-    return Grid(axes, fixed, seeds)
+            fixed.pop(key, None)  # a later plain override wins, as for `latentdream train`
+            fixed[key] = values[0]
+    return Grid(axes, [f"{k}={v}" for k, v in fixed.items()], seeds)
 
 
 def random_points(n_points: int, k: int, seed: int) -> list[int]:

@@ -53,8 +53,8 @@ def resolve_run_id(client: Any, reference: str) -> str:
     raise InputError(f"{reference}: version {found_version.version} was not registered from a run")
 
 
-def logged_model_id(client: Any, run: Any) -> str:
-    """Id of the run's finished logged model ``model``.
+def logged_model(client: Any, run: Any) -> Any:
+    """The run's finished logged model ``model`` (the newest, should there be several).
 
     :raises InputError: the run logged none (trained with ``tracking.log_model=false``, or killed while logging).
     """
@@ -66,7 +66,7 @@ def logged_model_id(client: Any, run: Any) -> str:
     if not ready:
         raise InputError(f"run {run.info.run_id} has no logged model to register (trained with "
                          "tracking.log_model=false?); train with tracking.log_model=true")
-    return max(ready, key=lambda m: m.creation_timestamp).model_id
+    return max(ready, key=lambda m: m.creation_timestamp)
 
 
 def register_run(client: Any, uri: str, run_id: str, name: str, alias: str | None = None) -> Any:
@@ -76,12 +76,12 @@ def register_run(client: Any, uri: str, run_id: str, name: str, alias: str | Non
 
     :returns: the new ``ModelVersion``.
     :raises InputError: unknown run, a run that is no training run, no logged model, a name or alias MLflow
-        refuses (checked before anything is registered where MLflow allows).
+        refuses (then no version is left behind).
     """
     from mlflow.exceptions import MlflowException
 
     run = store.find_run(client, uri, run_id, kinds=TRAINED_KINDS)
-    model_id = logged_model_id(client, run)
+    model = logged_model(client, run)
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -89,13 +89,16 @@ def register_run(client: Any, uri: str, run_id: str, name: str, alias: str | Non
             client.create_registered_model(name)
         except MlflowException as err:
             raise InputError(f"--name {name!r} is not allowed: {err.message.splitlines()[0]}") from None
-    version = client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, model_id=model_id)
+    # The source is the model's storage location, not models:/<model_id>: MLflow's sqlite registry would look that
+    # id up in the *global* tracking store (its own TODO), which need not be this client's.
+    version = client.create_model_version(name, source=model.artifact_location, run_id=run_id,
+                                          model_id=model.model_id)
     if alias:
         try:
             client.set_registered_model_alias(name, alias, version.version)
         except MlflowException as err:
-            raise InputError(f"--alias {alias!r} is not allowed: {err.message.splitlines()[0]} (version "
-                             f"{version.version} of {name} is registered without it)") from None
+            client.delete_model_version(name, version.version)  # a refused alias registers nothing
+            raise InputError(f"--alias {alias!r} is not allowed: {err.message.splitlines()[0]}") from None
     client.set_tag(run_id, tracking.TAG_REGISTERED, f"{name}/{version.version}")
     return version
 
