@@ -40,6 +40,17 @@ def _band(ax, x: np.ndarray, mean: np.ndarray, std: np.ndarray, label: str, i: i
     ax.fill_between(x, mean - spread, mean + spread, color=f"C{i % 10}", alpha=0.18, linewidth=0)
 
 
+def _finish(ax, xlabel: str, title: str, *, ylabel: str = "", epochs: bool = False) -> None:
+    """Labels, a light grid and (where something was drawn) the legend; whole epochs on an epoch axis."""
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.has_data():
+        ax.legend(fontsize=7)
+        if epochs:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+
+
 def metric_vs_value(summary: pd.DataFrame, key: str, metrics: Sequence[str], keys: Sequence[str]) -> Figure:
     """One panel per metric (up to :data:`MAX_PANELS`): mean ± std over seeds against the value of ``key``.
 
@@ -71,11 +82,7 @@ def metric_vs_value(summary: pd.DataFrame, key: str, metrics: Sequence[str], key
             ax.set_xticks(range(len(values)), values, rotation=30 if sum(map(len, values)) > 40 else 0, fontsize=8)
         elif numeric.min() > 0 and numeric.max() / numeric.min() > 20:
             ax.set_xscale("log")
-        ax.set_xlabel(key)
-        ax.set_title(metric, fontsize=10)
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=7)
+        _finish(ax, key, metric)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     fig.suptitle(f"mean ± std over seeds against {key}", fontsize=11)
@@ -92,11 +99,5 @@ def mean_std_curves(stats: pd.DataFrame, metric: str) -> Figure:
     for i, (point, rows) in enumerate(stats.groupby("point", sort=False)):
         _band(ax, rows["epoch"].to_numpy(float), rows["mean"].to_numpy(float), rows["std"].to_numpy(float),
               point if i < MAX_LEGEND else "_", i)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per epoch: mean ± std over seeds", fontsize=10)
-    ax.grid(alpha=0.3)
-    if ax.has_data():
-        ax.legend(fontsize=7)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+    _finish(ax, "epoch", f"{metric} per epoch: mean ± std over seeds", ylabel=metric, epochs=True)
     return fig

@@ -84,11 +84,14 @@ def mlflow_team_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator
             raise AssertionError(f"{err}; its log ends:\n{log.read_text(errors='replace')[-3000:]}") from None
         yield url
     finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group (uvicorn forks workers), SIGKILL if it is still there 15 s later."""
+    for signum, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            os.killpg(proc.pid, signum)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+            return
