@@ -93,7 +93,7 @@ def parse_grid(items: Sequence[str]) -> Grid:
 
     A key given again with one value replaces its earlier plain value (the last wins, as for ``latentdream train``).
 
-    :raises InputError: an item without ``=``, a swept key given twice, a value listed twice for one key.
+    :raises InputError: an item without ``=``, a swept key given twice, a value listed twice for one key, ``resume``.
     """
     axes: dict[str, list[str]] = {}
     fixed: dict[str, str] = {}
@@ -103,6 +103,8 @@ def parse_grid(items: Sequence[str]) -> Grid:
         key = key.strip()
         if not sep or not key:
             raise InputError(f"sweep item {item!r} is not of the form key=value or key=a,b,c")
+        if key == "resume":
+            raise InputError("resume= continues one run; continue a sweep with --resume PARENT_ID")
         values = split_values(text)
         if len(set(values)) < len(values):
             raise InputError(f"sweep key {key} lists a value twice: {text}")

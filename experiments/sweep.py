@@ -430,9 +430,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
     try:
         if parent is not None:
             jobs = _resume_jobs(client, parent, planned)
-            resumed = str(int(parent.data.tags.get(tracking.TAG_RESUMED, "0")) + 1)
-            with_retries(client.update_run, parent_id, status="RUNNING")
-            with_retries(client.set_tag, parent_id, tracking.TAG_RESUMED, resumed)
+            _restart_parent(client, parent)
         else:
             jobs = [_Job(run, None) for run in planned]
         parent = with_retries(client.get_run, parent_id)
@@ -443,6 +441,17 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
     finally:
         lock.release()
     return parent_id
+
+
+def _restart_parent(client: Any, parent: Any) -> None:
+    """A resumed sweep runs again: status RUNNING, ``resumed`` counted, a ``failure_reason`` moved to
+    ``previous_failure`` (as train does for a resumed run)."""
+    tags, run_id = parent.data.tags, parent.info.run_id
+    with_retries(client.update_run, run_id, status="RUNNING")
+    with_retries(client.set_tag, run_id, tracking.TAG_RESUMED, str(int(tags.get(tracking.TAG_RESUMED, "0")) + 1))
+    if tracking.TAG_FAILURE in tags:
+        with_retries(client.set_tag, run_id, tracking.TAG_PREVIOUS_FAILURE, tags[tracking.TAG_FAILURE])
+        with_retries(client.delete_tag, run_id, tracking.TAG_FAILURE)
 
 
 def _resume_jobs(client: Any, parent: Any, planned: Sequence[PlannedRun]) -> list[_Job]:

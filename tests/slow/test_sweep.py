@@ -23,7 +23,7 @@ from analysis import tracking
 from experiments import runs
 from experiments.analyze import open_run
 from experiments.cli import main
-from experiments.sweep import SweepInterrupted, children, run_sweep
+from experiments.sweep import SweepFailed, SweepInterrupted, children, run_sweep
 from latentdream.errors import InputError
 from tests.conftest import TINY
 
@@ -152,6 +152,21 @@ def test_a_bad_value_anywhere_in_the_grid_starts_nothing(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # not even the store was created
 
 
+def test_a_failing_run_fails_the_sweep_but_not_the_other_runs(tmp_path):
+    # global step 1 is the second batch of epoch 0: that run ends FAILED (NaN loss), the other finishes
+    items = ["trainer.inject_nan_at_step=1,1000", *LEAN, "tracking.log_model=false", *_store(tmp_path)]
+    with pytest.raises(SweepFailed, match=r"1 of 2 runs did not finish \(trainer.inject_nan_at_step=1\)"):
+        run_sweep("cnn_mnist_bundled", items, parallel=2)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (parent,) = [r for r in client.search_runs([client.get_experiment_by_name("cnn_mnist_bundled").experiment_id])
+                 if r.data.tags["kind"] == "sweep"]
+    assert parent.info.status == "FAILED" and parent.data.tags["failure_reason"].startswith("SweepFailed: 1 of 2")
+    statuses = {r.data.tags["sweep.point"]: r.info.status for r in children(client, parent)}
+    assert statuses == {"trainer.inject_nan_at_step=1": "FAILED", "trainer.inject_nan_at_step=1000": "FINISHED"}
+    summary = pd.read_csv(client.download_artifacts(parent.info.run_id, tracking.SWEEP_SUMMARY, str(tmp_path)))
+    assert set(summary["point"]) == {"trainer.inject_nan_at_step=1000"}  # statistics of the finished runs
+
+
 def _kill_when(uri: str, ready, timeout: float = 120) -> threading.Thread:
     """SIGTERM to this process (where the sweep runs) once ``ready(client, runs)`` holds for the experiment's runs;
     never, if it does not within ``timeout`` (the test then fails for want of the interrupt)."""
@@ -195,7 +210,7 @@ def test_sigterm_mid_sweep_then_resume_completes_without_any_run_twice(tmp_path)
     # the sleep knob may change on resume (as for train's resume); the grid may not
     with pytest.raises(InputError, match="started with another grid"):
         run_sweep("cnn_mnist_bundled", ["optim.lr=0.01,0.02", *items[1:]], resume=parent.info.run_id)
-    assert run_sweep("cnn_mnist_bundled", items, resume=parent.info.run_id) == parent.info.run_id
+    assert run_sweep("cnn_mnist_bundled", items, resume=parent.info.run_id, parallel=2) == parent.info.run_id
     parent = client.get_run(parent.info.run_id)
     after = {r.data.tags["sweep.point"]: r for r in children(client, parent)}
     assert parent.info.status == "FINISHED" and parent.data.tags["resumed"] == "1"

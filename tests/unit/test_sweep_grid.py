@@ -55,6 +55,7 @@ def test_one_seed_is_a_plain_override_and_nothing_swept_is_one_point():
     (["optim.lr=0.1,0.2", "optim.lr=0.3"], "given twice"),
     (["optim.lr=0.3", "optim.lr=0.1,0.2"], "given twice"),
     (["trainer.seed=1,2", "trainer.seed=3,4"], "given twice"),
+    (["resume=abc"], "continue a sweep with --resume PARENT_ID"),
     (["optim.lr=0.1,0.1"], "lists a value twice"),
 ])
 def test_bad_items_are_refused(items, message):
