@@ -42,6 +42,10 @@ def postgres_server() -> Iterator[str]:
     The cluster lives under /tmp, not in pytest's tmp_path: that is root-only, and the server runs as ``postgres``.
     """
     bindir = _postgres_bin()
+    try:
+        import psycopg2  # noqa: F401 - the driver the mlflow server needs, from the `server` extra
+    except ImportError:
+        pytest.fail("psycopg2 is not installed: pip install -e '.[server]' (make test installs it)")
     root = Path(tempfile.mkdtemp(prefix="latentdream-pg-", dir="/tmp"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
