@@ -123,7 +123,8 @@ def is_sweep_summary_metric(key: str) -> bool:
     ``oip/<layer>/dead_maps`` and ``dream/<mode>/objective_gain``."""
     parts = key.split("/")
     return (key in (TRAIN_LOSS, VAL_LOSS, TEST_LOSS, TRAIN_ACC, VAL_ACC, TEST_ACC) or parts[0] == LATENT_DIR
-            or (parts[0] == OIP_DIR and parts[-1] == "dead_maps") or (parts[0] == DREAM_DIR and parts[-1] == "objective_gain"))
+            or (parts[0] == OIP_DIR and parts[-1] == "dead_maps")
+            or (parts[0] == DREAM_DIR and parts[-1] == "objective_gain"))
 
 
 # --- params: few and short, since the MLflow UI captions every image card with all of them; every other config

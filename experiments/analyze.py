@@ -147,7 +147,8 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
     else:
         parent = logged.client.get_run(logged.run_id)
         child = logged.client.create_run(parent.info.experiment_id, run_name=tracking.KIND_DREAM,
-                                         tags={tracking.TAG_PARENT_RUN: logged.run_id, tracking.TAG_KIND: tracking.KIND_DREAM})
+                                         tags={tracking.TAG_PARENT_RUN: logged.run_id,
+                                               tracking.TAG_KIND: tracking.KIND_DREAM})
         target = child.info.run_id
         with store.ended(logged.client, target):
             metrics = record_dreams(tracking.RunWriter(logged.client, target), network, settings, step=logged.last_epoch)

@@ -169,7 +169,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("compare", help="compare runs of one kind into a new run of experiment 'comparisons'")
-    p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="two or more run ids, or one sweep's parent run id (its grid points are compared)")
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID",
+                   help="two or more run ids, or one sweep's parent run id (its grid points are compared)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("sweep", help="train a grid of runs (seeds as replicates) nested under one parent run")
@@ -179,7 +180,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=1, metavar="N", help="runs trained at once (default 1)")
     p.add_argument("--random", type=int, metavar="K", help="train K random points of the grid")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw (default 0)")
-    p.add_argument("--resume", metavar="PARENT_ID", help="resume a killed sweep: unfinished runs in place, missing ones")
+    p.add_argument("--resume", metavar="PARENT_ID",
+                   help="continue a killed sweep (same grid): its unfinished runs in place, then the missing ones")
     p.add_argument("--register", metavar="NAME", help="register the best run's model under NAME")
     p.add_argument("--alias", help="with --register: the alias of the new version (e.g. champion)")
     p.add_argument("--metric", default=tracking.VAL_LOSS, help="with --register: the final metric that ranks runs")

@@ -50,6 +50,7 @@ from latentdream.errors import InputError
 log = logging.getLogger("latentdream")
 
 STOP_TIMEOUT_S = 120.0  # how long a SIGTERMed child may take to end its run KILLED before it is SIGKILLed
+EXIT_STATUS = {0: "FINISHED", 1: "FAILED", 2: "refused (bad input)", 130: "KILLED", 143: "KILLED"}  # a child's code
 FIGURE_METRICS = (tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC, tracking.TRAIN_LOSS,
                   tracking.TRAIN_ACC)  # drawn first in the metric-vs-value figures; other summarised metrics follow
 
@@ -102,7 +103,8 @@ def plan(grid: Grid, random: int | None = None, random_seed: int = 0) -> list[Pl
     if random is not None:
         points = [points[i] for i in random_points(len(points), random, random_seed)]
     seeds = grid.seeds or [None]
-    return [PlannedRun(i * len(seeds) + j, point, seed) for i, point in enumerate(points) for j, seed in enumerate(seeds)]
+    return [PlannedRun(i * len(seeds) + j, point, seed)
+            for i, point in enumerate(points) for j, seed in enumerate(seeds)]
 
 
 def spec_of(experiment: str, grid: Grid, runs: Sequence[PlannedRun], random: int | None, random_seed: int) -> dict:
@@ -338,7 +340,8 @@ def _reopen_parent(client: Any, uri: str, parent_id: str, experiment_id: str, sp
     """The sweep to resume, checked: a sweep of this experiment, not finished, with the same defining spec."""
     parent = store.find_run(client, uri, parent_id, kinds=(tracking.KIND_SWEEP,))
     if parent.info.experiment_id != experiment_id:
-        raise InputError(f"--resume {parent_id}: the sweep belongs to another experiment (id {parent.info.experiment_id})")
+        raise InputError(f"--resume {parent_id}: the sweep belongs to another experiment "
+                         f"(id {parent.info.experiment_id})")
     if parent.info.status == "FINISHED":
         raise InputError(f"--resume {parent_id}: the sweep is FINISHED; every run of it finished")
     with tempfile.TemporaryDirectory() as tmp:
@@ -474,7 +477,7 @@ def _train_children(context: Any, client: Any, parent: Any, jobs: Sequence[_Job]
     print(f"sweep {parent_id}: {len(jobs)} of {total} runs to train, {parallel} at a time", flush=True)
 
     def on_done(job: _Job, code: int, seconds: float) -> None:
-        what = {0: "FINISHED", 1: "FAILED", 2: "refused (bad input)", 143: "KILLED", 130: "KILLED"}.get(code, f"exit {code}")
+        what = EXIT_STATUS.get(code, f"exit {code}")
         print(f"sweep {job.run.index + 1}/{total}: {job.run.name} {what} in {seconds:.1f} s", flush=True)
 
     scheduler = _Scheduler(context, experiment, grid, {tracking.TAG_PARENT_RUN: parent_id}, command, parallel)
