@@ -197,10 +197,6 @@ def child_key(run: Any) -> tuple[str, str]:
     return run.data.tags.get(tracking.TAG_SWEEP_POINT, ""), recorded_config(run).get(SEED_KEY, "")
 
 
-class _Terminated(BaseException):
-    """SIGTERM reached the sweep."""
-
-
 def point_groups(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[str, dict[str, list[Any]]] | None:
     """For the one id of a sweep's parent: (its id, grid point → the point's FINISHED runs, lowest seed first), the
     points in the order their first run started; None for anything else (runs to compare one by one).
@@ -226,6 +222,10 @@ def _seed_order(run: Any) -> tuple[int, str]:
     """Seeds in numeric order (``2`` before ``10``)."""
     seed = child_key(run)[1]
     return len(seed), seed
+
+
+class _Terminated(BaseException):
+    """SIGTERM reached the sweep."""
 
 
 @contextmanager
