@@ -86,6 +86,18 @@ def compare_oip_png(stem_name: str, page: str) -> str:
     return f"{COMPARE_DIR}/oip_{stem_name}_{page}.png"
 
 
+SWEEP_DIR = "sweep"  # in a sweep's parent run
+SWEEP_SPEC = f"{SWEEP_DIR}/spec.json"  # experiment, axes, fixed overrides, seeds, random draw, the planned runs
+SWEEP_RUNS = f"{SWEEP_DIR}/runs.csv"  # run_id, point, seed, status of every child
+SWEEP_SUMMARY = f"{SWEEP_DIR}/summary.csv"  # point, the swept keys' values, metric, n, mean, std (ddof=1)
+SWEEP_CURVES = f"{SWEEP_DIR}/val_loss_curves.png"  # per-epoch val/loss, mean ± std over seeds, one line per point
+
+
+def sweep_metric_png(key: str) -> str:
+    """``sweep/metric_vs_<key>.png``: each summarised metric's mean ± std against one swept key's value."""
+    return f"{SWEEP_DIR}/metric_vs_{key}.png"
+
+
 # --- analysis metric keys ----------------------------------------------------------------------------------------
 def latent_metric(name: str) -> str:
     """``latent/<name>``: a latent-analysis summary (``n_mu_ge_0.25``, ``radius_mean``, ``pca_90``, …)."""
@@ -107,6 +119,15 @@ def dream_metric(mode: str, name: str) -> str:
     return f"{DREAM_DIR}/{mode}/{name}"
 
 
+def is_sweep_summary_metric(key: str) -> bool:
+    """Whether a sweep's seed statistics pool ``key``: the final losses and accuracies, every ``latent/*`` summary,
+    ``oip/<layer>/dead_maps`` and ``dream/<mode>/objective_gain``."""
+    parts = key.split("/")
+    return (key in (TRAIN_LOSS, VAL_LOSS, TEST_LOSS, TRAIN_ACC, VAL_ACC, TEST_ACC) or parts[0] == LATENT_DIR
+            or (parts[0] == OIP_DIR and parts[-1] == "dead_maps")
+            or (parts[0] == DREAM_DIR and parts[-1] == "objective_gain"))
+
+
 # --- params: few and short, since the MLflow UI captions every image card with all of them; every other config
 # value is a tag of the same key (``optim.momentum``), and a sweep adds the keys it varies -------------------------
 PARAM_KEYS = ("model.name", "data.name", "optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
@@ -123,8 +144,19 @@ TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (p
 TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
 TAG_COMPARED_KIND = "compared_kind"
 
+TAG_SWEEP_POINT = "sweep.point"  # a sweep child's grid point, ``key=value key2=value2`` (seeds pooled): Group by
+TAG_REGISTERED = "registered_model"  # ``NAME/VERSION`` a run (or a sweep's best child) was registered as
+SWEEP_PARAM_PREFIX = "sweep."  # a sweep parent's params: sweep.<key> = the values swept, sweep.random, ...
+
+
+def sweep_param(key: str) -> str:
+    """``sweep.<key>``: a sweep parent's param listing the values of one swept key (``sweep.trainer.seed``: seeds)."""
+    return f"{SWEEP_PARAM_PREFIX}{key}"
+
+
 # values of TAG_KIND
 KIND_AUTOENCODER, KIND_CLASSIFIER, KIND_COMPARISON, KIND_DREAM = "autoencoder", "classifier", "comparison", "dream"
+KIND_SWEEP = "sweep"  # a sweep's parent run; its children keep their own kind
 
 
 FIGURE_DPI = 110  # the resolution of logged figures ...

@@ -81,10 +81,14 @@ def analysis_device(accelerator: str) -> torch.device:
 def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
     """Find ``run_id`` in the store and check it is a finished-model run of ``kind`` (autoencoder/classifier).
 
+    :param run_id: a run id, or ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION``: the registered version's source run.
     :raises InputError: unknown run, wrong kind, no logged model or config, invalid overrides.
     """
+    from experiments.registry import resolve_run_id
+
     uri, client = store.client_for()
     mlflow.set_tracking_uri(uri)
+    run_id = resolve_run_id(client, run_id)
     store.find_run(client, uri, run_id, kinds=(kind,))
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -109,7 +113,7 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     network = logged.load_network()
     loader = datamodule.images_dataloader("train", batch_size=settings.batch_size)
     report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
-    print(f"latent analysis of run {run_id} logged at step {logged.last_epoch}: "
+    print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")
 
 
@@ -139,11 +143,12 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
     network = logged.load_network()
     if not settings.child_run:
         metrics = record_dreams(logged.writer, network, settings, step=logged.last_epoch)
-        target = run_id
+        target = logged.run_id
     else:
-        parent = logged.client.get_run(run_id)
+        parent = logged.client.get_run(logged.run_id)
         child = logged.client.create_run(parent.info.experiment_id, run_name=tracking.KIND_DREAM,
-                                         tags={tracking.TAG_PARENT_RUN: run_id, tracking.TAG_KIND: tracking.KIND_DREAM})
+                                         tags={tracking.TAG_PARENT_RUN: logged.run_id,
+                                               tracking.TAG_KIND: tracking.KIND_DREAM})
         target = child.info.run_id
         with store.ended(logged.client, target):
             metrics = record_dreams(tracking.RunWriter(logged.client, target), network, settings, step=logged.last_epoch)
@@ -164,4 +169,4 @@ def oip(run_id: str, overrides: list[str]) -> None:
         live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "
               f"{int(r.dead.sum())} dead")
-    print(f"OIPs logged into run {run_id}")
+    print(f"OIPs logged into run {logged.run_id}")

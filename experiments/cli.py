@@ -1,4 +1,5 @@
-"""The ``latentdream`` command: ``train``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``, ``ui``, ``demo``.
+"""The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
+``register``, ``ui``, ``demo``.
 
 Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
 ``--image``). Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs
@@ -12,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 from analysis import tracking
 from experiments import store
@@ -113,6 +115,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from experiments.sweep import run_sweep
+
+    parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
+                       random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
+                       metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]))
+    print(f"sweep {parent} finished (seed statistics: artifact {tracking.SWEEP_SUMMARY} of the parent run)")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from experiments.registry import register_run
+
+    uri, client = store.client_for()
+    version = register_run(client, uri, args.run_id, args.name, args.alias)
+    alias = f" with alias {args.alias} (models:/{args.name}@{args.alias})" if args.alias else ""
+    print(f"run {args.run_id} registered as {args.name} version {version.version}{alias}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,17 +149,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("analyze", help="re-encode an autoencoder run's data and log the latent analysis into it")
-    p.add_argument("run_id")
+    p.add_argument("run_id", help="run id, or models:/NAME@ALIAS or models:/NAME/VERSION (its source run)")
     p.add_argument("overrides", nargs="*", help="e.g. analysis.b=[1,1.5,2] analysis.n_bins=120")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("oip", help="render OIPs of a CNN run's conv maps and log them into the run")
-    p.add_argument("run_id")
+    p.add_argument("run_id", help="run id, or models:/NAME@ALIAS or models:/NAME/VERSION (its source run)")
     p.add_argument("overrides", nargs="*", help="e.g. layer=conv3 init=fluct_7 maps=[0,1,2] steps=300")
     p.set_defaults(func=cmd_oip)
 
     p = sub.add_parser("dream", help="let a CNN run dream on a photo; panels and final images go into the run")
-    p.add_argument("run_id")
+    p.add_argument("run_id", help="run id, or models:/NAME@ALIAS or models:/NAME/VERSION (its source run)")
     p.add_argument("--image", help="photo to dream on (default: the flower photo bundled with scikit-learn)")
     p.add_argument("overrides", nargs="*", help="e.g. mode=seed objective=conv3:56 cycles=6 child_run=true")
     p.set_defaults(func=cmd_dream)
@@ -147,8 +169,30 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("compare", help="compare runs of one kind into a new run of experiment 'comparisons'")
-    p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="two or more run ids")
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID",
+                   help="two or more run ids, or one sweep's parent run id (its grid points are compared)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("sweep", help="train a grid of runs (seeds as replicates) nested under one parent run")
+    p.add_argument("experiment", help="experiment name (experiments/configs/NAME.yaml) or a YAML path")
+    p.add_argument("overrides", nargs="*", help="key=a,b,c spans the grid (commas in [] or quotes do not split), "
+                   "key=value sets every run, trainer.seed=1,2,3 lists replicates")
+    p.add_argument("--parallel", type=int, default=1, metavar="N", help="runs trained at once (default 1)")
+    p.add_argument("--random", type=int, metavar="K", help="train K random points of the grid")
+    p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw (default 0)")
+    p.add_argument("--resume", metavar="PARENT_ID",
+                   help="continue a killed sweep (same grid): its unfinished runs in place, then the missing ones")
+    p.add_argument("--register", metavar="NAME", help="register the best run's model under NAME")
+    p.add_argument("--alias", help="with --register: the alias of the new version (e.g. champion)")
+    p.add_argument("--metric", default=tracking.VAL_LOSS, help="with --register: the final metric that ranks runs")
+    p.add_argument("--mode", choices=("min", "max"), default="min", help="with --register: best is min or max")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("register", help="register a run's logged model in MLflow's model registry")
+    p.add_argument("run_id")
+    p.add_argument("--name", required=True, help="registered model name (a new version if it exists)")
+    p.add_argument("--alias", help="point this alias at the new version (models:/NAME@ALIAS)")
+    p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
@@ -176,8 +220,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     _quiet()
+    return reported(lambda: args.func(args))
+
+
+def reported(command: Callable[[], int]) -> int:
+    """Run ``command`` and return its exit code; bad input (exit 2) and a failed run (exit 1) are reported as one
+    line on stderr (also used by each run a sweep trains in its own process)."""
     try:
-        return args.func(args)
+        return command()
     except InputError as err:
         print(f"latentdream: error: {err}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -132,6 +132,7 @@ class Comparison:
     tables: dict[str, pd.DataFrame]  # artifact path → table
     figures: dict[str, Any]  # artifact path → Figure
     skipped: dict[str, str]  # figure name → why it was not drawn
+    groups: dict[str, list[str]] = field(default_factory=dict)  # a sweep's grid point → its finished runs
 
 
 def _label(run_id: str) -> str:
@@ -147,14 +148,17 @@ def _names(runs: Sequence[Any]) -> list[str]:
 CURVE_KEYS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.TRAIN_ACC, tracking.VAL_ACC)
 
 
-def _curve_figure(client: Any, runs: Sequence[Any], labels: list[str], figures: dict) -> None:
+def _curve_figure(client: Any, groups: Sequence[Sequence[Any]], labels: list[str], figures: dict) -> None:
+    """The training curves of each group of runs (one run, or a sweep point's seeds: their mean per epoch)."""
     histories = []
-    for run in runs:
+    for runs in groups:
         history = {}
         for key in CURVE_KEYS:
-            points = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
-            if points:
-                history[key] = tuple(np.asarray(v) for v in zip(*points))
+            points = pd.DataFrame([(m.step, m.value) for run in runs
+                                   for m in client.get_metric_history(run.info.run_id, key)], columns=["step", "value"])
+            if not points.empty:
+                mean = points.groupby("step")["value"].mean()
+                history[key] = (mean.index.to_numpy(), mean.to_numpy())
         histories.append(history)
     figures[tracking.COMPARE_LOSS_CURVES] = plots.loss_curves(histories, labels)
 
@@ -228,25 +232,42 @@ def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figu
 def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Comparison:
     """Check the runs and build the tables and figures (nothing is written to the store).
 
-    :raises InputError: fewer than 2 distinct ids, an unknown or deleted run, a run that is no training run, or
-        runs of different kinds.
+    One id of a sweep's parent compares the sweep's grid points instead: a point's final metrics and curves are the
+    means over its seeds (table columns are the points), its figures come from its first seed's run.
+
+    :raises InputError: fewer than 2 distinct ids (or grid points), an unknown or deleted run, a run that is no
+        training run, or runs of different kinds.
     """
-    runs, kind = _check_runs(client, uri, run_ids)
-    ids = [r.info.run_id for r in runs]
+    from experiments.sweep import point_groups
+
+    swept = point_groups(client, uri, run_ids)
+    if swept is None:
+        runs, kind = _check_runs(client, uri, run_ids)
+        compared, labels, groups = [r.info.run_id for r in runs], _names(runs), {r.info.run_id: [r] for r in runs}
+    else:
+        compared, groups = [swept[0]], swept[1]
+        labels, kind = list(groups), next(iter(groups.values()))[0].data.tags.get(tracking.TAG_KIND)
+    ids = [members[0].info.run_id for members in groups.values()]
     tables = {
-        tracking.COMPARE_PARAMS_DIFF: params_diff({r.info.run_id: recorded_config(r) for r in runs}),
-        tracking.COMPARE_FINAL_METRICS: final_metrics({r.info.run_id: r.data.metrics for r in runs}),
+        tracking.COMPARE_PARAMS_DIFF: params_diff({c: recorded_config(m[0]) for c, m in groups.items()}),
+        tracking.COMPARE_FINAL_METRICS: final_metrics({c: _mean_metrics(m) for c, m in groups.items()}),
     }
     figures: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    labels = _names(runs)
-    _curve_figure(client, runs, labels, figures)
+    _curve_figure(client, list(groups.values()), labels, figures)
     with tempfile.TemporaryDirectory() as tmp:
         if kind == tracking.KIND_AUTOENCODER:
             _latent_figures(client, ids, labels, Path(tmp), figures, skipped)
         else:
             _oip_figures(client, ids, labels, Path(tmp), figures, skipped)
-    return Comparison(tuple(ids), tuple(labels), kind, tables, figures, skipped)
+    members = {c: [r.info.run_id for r in m] for c, m in groups.items()} if swept is not None else {}
+    return Comparison(tuple(compared), tuple(labels), kind, tables, figures, skipped, members)
+
+
+def _mean_metrics(runs: Sequence[Any]) -> dict[str, float]:
+    """Each metric's final value, averaged over ``runs`` that hold it (one run: its own values)."""
+    keys = set().union(*(r.data.metrics for r in runs))
+    return {k: float(np.mean([r.data.metrics[k] for r in runs if k in r.data.metrics])) for k in keys}
 
 
 def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str:
@@ -282,5 +303,7 @@ def _log_comparison(writer: tracking.RunWriter, comparison: Comparison) -> None:
         writer.table(path, table)
     for path, figure in comparison.figures.items():
         writer.figure(path, figure)
+    groups = {"groups": comparison.groups} if comparison.groups else {}
     writer.json(tracking.COMPARE_SUMMARY, {"compared_runs": list(comparison.run_ids), "kind": comparison.kind,
-                                           "figures": sorted(comparison.figures), "skipped": comparison.skipped})
+                                           "figures": sorted(comparison.figures), "skipped": comparison.skipped,
+                                           **groups})

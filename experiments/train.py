@@ -261,11 +261,13 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
     return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=int(os.environ.get("LOCAL_RANK", "1")))
 
 
-def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = ()) -> TrainResult:
+def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = (),
+          tags: Mapping[str, str] | None = None) -> TrainResult:
     """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
     id and final metrics.
 
     :param swept: config keys a sweep varies: logged as params beside :data:`analysis.tracking.PARAM_KEYS`.
+    :param tags: extra tags of a new run (a sweep's ``mlflow.parentRunId`` and ``sweep.point``).
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
@@ -319,11 +321,12 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     if plan is not None:
         run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
     elif outer_run_id:
-        run = with_retries(mlflow.start_run, run_id=outer_run_id, tags=run_tags(cfg, command),
+        run = with_retries(mlflow.start_run, run_id=outer_run_id, tags={**run_tags(cfg, command), **(tags or {})},
                            log_system_metrics=cfg.tracking.system_metrics)
     else:
         run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
-                           tags=run_tags(cfg, command), log_system_metrics=cfg.tracking.system_metrics)
+                           tags={**run_tags(cfg, command), **(tags or {})},
+                           log_system_metrics=cfg.tracking.system_metrics)
     run_id = run.info.run_id
     checkpoint_dir = checkpoint_root / run_id
     lock = plan.lock if plan is not None else store.RunLock(checkpoint_root, run_id)

@@ -9,7 +9,7 @@ PURE = [
     "lightning_modules.data.face_cache", "lightning_modules.data.splits", "lightning_modules.data.arrays",
     "analysis.settings", "analysis.eval_mode", "analysis.latent_stats", "analysis.encode", "analysis.oip",
     "analysis.dream", "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
-    "analysis.plots.compare",
+    "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.grid",
 ]
 
 

@@ -1,0 +1,58 @@
+"""Registered-model references resolve to their source run; the best run of a sweep by a metric."""
+
+from types import SimpleNamespace
+
+import pytest
+from mlflow.exceptions import MlflowException
+
+from experiments.registry import best_run, resolve_run_id
+from latentdream.errors import InputError
+
+
+class FakeRegistry:
+    """Version 1 of ``digits`` comes from run ``r1`` (alias champion); version 2 only names a logged model."""
+
+    def get_model_version_by_alias(self, name, alias):
+        if (name, alias) != ("digits", "champion"):
+            raise MlflowException("not found")
+        return SimpleNamespace(version="1", run_id="r1", model_id="m-1")
+
+    def get_model_version(self, name, version):
+        if (name, version) != ("digits", "2"):
+            raise MlflowException("not found")
+        return SimpleNamespace(version="2", run_id=None, model_id="m-2")
+
+    def get_logged_model(self, model_id):
+        return SimpleNamespace(source_run_id={"m-2": "r2"}[model_id])
+
+
+@pytest.mark.parametrize("reference, run_id", [("abc123", "abc123"), ("models:/digits@champion", "r1"),
+                                               ("models:/digits/2", "r2")])
+def test_references_resolve_to_the_source_run(reference, run_id):
+    assert resolve_run_id(FakeRegistry(), reference) == run_id
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("models:/digits@staging", "no model 'digits' with alias 'staging'"),
+    ("models:/digits/7", "no model 'digits' with version 7"),
+    ("models:/digits", "give models:/NAME@ALIAS or models:/NAME/VERSION"),
+    ("models:/digits/latest", "give models:/NAME@ALIAS"),
+])
+def test_unknown_or_malformed_references_are_one_line(reference, message):
+    with pytest.raises(InputError, match=message):
+        resolve_run_id(FakeRegistry(), reference)
+
+
+def _run(run_id, **metrics):
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id), data=SimpleNamespace(metrics=metrics))
+
+
+def test_best_run_by_min_or_max_skips_missing_and_nan():
+    runs = [_run("a", **{"val/loss": 0.5, "val/acc": 0.9}), _run("b", **{"val/loss": 0.2, "val/acc": 0.7}),
+            _run("c", **{"val/loss": float("nan")}), _run("d")]
+    assert best_run(runs, "val/loss", "min").info.run_id == "b"
+    assert best_run(runs, "val/acc", "max").info.run_id == "a"
+    with pytest.raises(InputError, match="no finished run holds it"):
+        best_run(runs, "test/acc", "min")
+    with pytest.raises(InputError, match="allowed: min, max"):
+        best_run(runs, "val/loss", "lowest")
