@@ -130,7 +130,7 @@ def is_sweep_summary_metric(key: str) -> bool:
 
 # --- params: few and short, since the MLflow UI captions every image card with all of them; every other config
 # value is a tag of the same key (``optim.momentum``), and a sweep adds the keys it varies -------------------------
-PARAM_KEYS = ("model.name", "data.name", "optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
+PARAM_KEYS = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")  # model and data: the tags
 
 # --- tags --------------------------------------------------------------------------------------------------------
 TAG_GIT_COMMIT = "mlflow.source.git.commit"  # the key the MLflow UI shows as the run's source version

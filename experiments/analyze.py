@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from analysis import tracking
-from experiments import store
+from experiments import store, views
 from experiments.config import load_experiment, section
 from latentdream.errors import InputError
 
@@ -37,6 +37,10 @@ class LoggedRun:
     client: Any
     writer: tracking.RunWriter
     last_epoch: int
+
+    def publish_view(self) -> None:
+        """Refresh the experiment's chart view in the MLflow UI with the metrics and images just logged."""
+        views.try_publish_view(self.client, self.client.get_run(self.run_id).info.experiment_id)
 
     def load_network(self) -> torch.nn.Module:
         """The trained network, rebuilt from the run's config and its weights (never unpickled), in eval mode, on the
@@ -113,6 +117,7 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     network = logged.load_network()
     loader = datamodule.images_dataloader("train", batch_size=settings.batch_size)
     report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
+    logged.publish_view()
     print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")
 
@@ -154,6 +159,7 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
             metrics = record_dreams(tracking.RunWriter(logged.client, target), network, settings, step=logged.last_epoch)
     for key, value in sorted(metrics.items()):
         print(f"  {key} = {value:.4f}")
+    logged.publish_view()
     print(f"dreams logged into run {target}")
 
 
@@ -169,4 +175,5 @@ def oip(run_id: str, overrides: list[str]) -> None:
         live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "
               f"{int(r.dead.sum())} dead")
+    logged.publish_view()
     print(f"OIPs logged into run {logged.run_id}")

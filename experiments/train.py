@@ -36,7 +36,7 @@ from typing_extensions import override
 from analysis import tracking
 from analysis.callbacks.learning_rate import EpochLearningRate
 from analysis.eval_mode import eval_mode
-from experiments import guards, store
+from experiments import guards, store, views
 from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
 from experiments.config import flatten, split_params, to_yaml
 from experiments.guards import RunGuard
@@ -333,10 +333,12 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     if plan is None and not lock.acquire():  # a new run's lock is free: only `mlflow run` reuses a run id
         raise InputError(f"run {run_id} is already being trained ({lock.holder()})")
     try:
-        return _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
-                             experiment_name, uri)
+        result = _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
+                               experiment_name, uri)
     finally:
         lock.release()
+    views.try_publish_view(client, experiment_id)  # the UI's chart view: training curves first, images uncaptioned
+    return result
 
 
 def _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -28,7 +30,10 @@ def oip_grid(result, *, ncols: int | None = None, cmap: str = "viridis", shared_
 
     :param result: an ``OIPResult`` with ``layer``, ``init``, ``maps`` (M,), ``patterns`` (M, H, W),
         ``activation`` (M,) and ``dead`` (M,).
+    :param ncols: columns; default about twice as many as rows (at most 16): the MLflow UI's image cards are wider
+        than tall, and a square grid would be cut off below the card's caption.
     """
+    ncols = ncols or min(16, len(result.maps), max(1, math.ceil(math.sqrt(2 * len(result.maps)))))
     titles = [f"{int(m)}: {a:.2f}" for m, a in zip(result.maps, result.activation)]
     scale = "one colour scale for all panels" if shared_scale else "each panel stretched to its own min..max"
     suptitle = (f"OIPs of {result.layer} (init {result.init}); over each panel: map index: post-ReLU mean "

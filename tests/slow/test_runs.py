@@ -104,8 +104,8 @@ def test_compare_cnn_runs_holds_diff_metrics_and_oips_side_by_side(cnn_store, tm
     assert run.data.tags["kind"] == "comparison" and run.data.tags["compared_runs"] == f"{a.run_id},{b.run_id}"
     local = Path(mlflow.artifacts.download_artifacts(run_id=comparison, artifact_path="compare",
                                                      tracking_uri=cnn_store["uri"], dst_path=str(tmp_path)))
-    assert sorted(p.name for p in local.iterdir()) == ["final_metrics.csv", "oip_conv1_random.png", "params_diff.csv",
-                                                       "summary.json"]
+    assert sorted(p.name for p in local.iterdir()) == ["final_metrics.csv", "loss_curves.png",
+                                                       "oip_conv1_random_maps0-3.png", "params_diff.csv", "summary.json"]
     diff = pd.read_csv(local / "params_diff.csv", dtype=str, keep_default_na=False).set_index("param")
     assert diff.loc["optim.lr"].tolist() == ["0.05", "0.01"] and diff.loc["tracking.log_model"].tolist() == ["True", "False"]
     assert "optim.name" not in diff.index  # equal params are left out
@@ -118,7 +118,7 @@ def test_compare_autoencoders_draws_histograms_and_hit_rates(cnn_store, tmp_path
     comparison = runs.compare_runs(cnn_store["ae"], cnn_store["uri"])
     names = sorted(f.path for f in client.list_artifacts(comparison, "compare"))
     assert names == [f"compare/{n}" for n in ("final_metrics.csv", "hit_rates.png", "latent_histograms.png",
-                                              "params_diff.csv", "summary.json")]
+                                              "loss_curves.png", "params_diff.csv", "summary.json")]
     assert client.get_run(comparison).data.tags["compared_kind"] == "autoencoder"
 
 
