@@ -103,8 +103,9 @@ class LatentSettings(PeriodicSettings):
 class OIPSettings(PeriodicSettings):
     """OIPs: gradient ascent on the input to maximise each map of each conv layer (the reference's second post).
 
-    For every ``layers`` × ``inits``: all ``maps`` (null: every map) of the layer as one batch, ``steps`` steps of
-    ``optimizer`` (``adam`` or ``normalized``) with step size ``lr``; before each forward pass a random shift of up to
+    For every ``layers`` × ``inits``: all ``maps`` (null: every map) of the layer as one batch, ``steps`` steps (after
+    every ``every_n_epochs``-th epoch during training: ``epoch_steps``; null: ``steps``) of ``optimizer``
+    (``adam`` or ``normalized``) with step size ``lr``; before each forward pass a random shift of up to
     ``jitter`` px; every ``blur_every`` steps a Gaussian blur of ``blur_sigma`` px; after each step a decay towards 0
     by ``l2_decay`` and, with ``clip``, a clamp to [0, 1]. ``rectify`` maximises the map's post-ReLU mean (what the
     network passes on; false: the pre-ReLU mean); ``redirect`` gives that objective a gradient while the map is
@@ -125,6 +126,7 @@ class OIPSettings(PeriodicSettings):
     inits: list[Init] = field(default_factory=lambda: [Init.random])
     preset: OIPPreset = OIPPreset.lucent
     steps: int = 150
+    epoch_steps: Optional[int] = None
     lr: Optional[float] = None
     optimizer: Optional[AscentOptimizer] = None
     jitter: Optional[int] = None
@@ -145,7 +147,7 @@ class OIPSettings(PeriodicSettings):
                 "give map indices >= 0 (or null for all maps)")
         require(self.lr is None or 0 < self.lr < math.inf, "oip.lr", self.lr,
                 "it must be a finite number > 0 (or null: the preset's)")
-        for key in ("steps", "jitter", "blur_every", "blur_sigma"):
+        for key in ("steps", "epoch_steps", "jitter", "blur_every", "blur_sigma"):
             value = getattr(self, key)
             require(value is None or value >= 0, f"oip.{key}", value, "it must be >= 0")
         require(0 <= self.l2_decay < 1, "oip.l2_decay", self.l2_decay, "it must be in [0, 1)")

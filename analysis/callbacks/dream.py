@@ -80,5 +80,6 @@ class DreamLogger(PeriodicAnalysis):
     settings: DreamSettings
 
     @override
-    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int,
+               final: bool) -> None:
         record_dreams(writer, pl_module.network, self.settings, epoch, progress=trainer.progress_bar_callback is not None)

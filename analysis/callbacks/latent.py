@@ -87,45 +87,57 @@ def record_latent_analysis(
     settings: LatentSettings,
     step: int,
     progress: bool = True,
+    final: bool = True,
 ) -> ls.LatentReport:
-    """Encode ``batches`` (the whole training set) with ``network.encode``, analyse z, log everything at ``step``."""
+    """Encode ``batches`` (the whole training set) with ``network.encode``, analyse z, and log it at ``step``.
+
+    Everything is computed and drawn before the first write, so a failure leaves the run as it was.
+
+    :param final: log everything; False (the analyses after an epoch, during training) logs only what changes over
+        training — the summary metrics and the stepped histogram image — and skips decoding generated vectors.
+    """
     device = next(network.parameters()).device
     with eval_mode(network):
         z = encode_dataset(network.encode, batches, device, progress)
         report = ls.analyze_latents(z, settings, value_range=covering_range(z, settings.range), progress=progress)
-        images, inside, titles = _generated(network, z, report, settings, device)
+        images, inside, titles = _generated(network, z, report, settings, device) if final else ({}, {}, {})
+    metrics = latent_metrics(report)
+    metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
+    histograms = plots.all_histograms(report.edges, report.counts)
+    if not final:
+        writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
+        writer.metrics(metrics, step=step)
+        return report
+
+    figures = {tracking.LATENT_DOMINANT_FITS_PNG: plots.dominant_fits(report.edges, report.counts, report.components)}
+    uniform = {b: report.radius_samples[ls.uniform_label(b)] for b in settings.b}
+    analytic = {b: ls.uniform_radius_moments(b, z.shape[1]) for b in settings.b}
+    figures[tracking.LATENT_RADIUS_PNG] = plots.radius_distributions(report.radius_samples["data"], uniform, analytic)
+    i, j = report.top_two
+    figures[tracking.LATENT_SCATTER_PNG] = plots.correlation_scatter(z[:, i], z[:, j], i, j,
+                                                                     max_points=settings.n_scatter, seed=settings.seed)
+    if len(report.dominant_idx) >= 2:
+        figures[tracking.LATENT_HEATMAP_PNG] = plots.correlation_heatmap(report.correlation, report.dominant_idx)
+    figures[tracking.LATENT_PCA_PNG] = plots.pca_spectrum_plot(report.pca_ratios, report.n_pca_90)
+    figures[tracking.LATENT_UNIFORM_HISTOGRAMS_PNG] = plots.uniform_histograms(report.edges, report.uniform_counts,
+                                                                               report.counts)
+    for name, imgs in images.items():
+        figures[tracking.latent_generated_png(name)] = image_grid(imgs, cmap="gray", suptitle=titles[name],
+                                                                  normalize_each=False)
+    summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
+               **{f"generated_{name}_in_region_k2": frac for name, frac in inside.items()}}
+    keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
     writer.table(tracking.LATENT_COMPONENTS, report.components)
     writer.table(tracking.LATENT_HIT_RATES, report.hits)
     writer.table(tracking.LATENT_RADIUS, report.radii)
-    summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
-               **{f"generated_{name}_in_region_k2": frac for name, frac in inside.items()}}
     writer.json(tracking.LATENT_SUMMARY, summary)
-    keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
     writer.npy(tracking.LATENT_Z_SAMPLE, z[keep].astype(np.float32))
     writer.npy(tracking.LATENT_Z_SAMPLE_INDEX, keep.astype(np.int64))
-
-    writer.figure(tracking.LATENT_HISTOGRAMS_PNG, plots.all_histograms(report.edges, report.counts),
-                  step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
-    writer.figure(tracking.LATENT_DOMINANT_FITS_PNG, plots.dominant_fits(report.edges, report.counts, report.components))
-    uniform = {b: report.radius_samples[ls.uniform_label(b)] for b in settings.b}
-    analytic = {b: ls.uniform_radius_moments(b, z.shape[1]) for b in settings.b}
-    writer.figure(tracking.LATENT_RADIUS_PNG, plots.radius_distributions(report.radius_samples["data"], uniform, analytic))
-    i, j = report.top_two
-    writer.figure(tracking.LATENT_SCATTER_PNG,
-                  plots.correlation_scatter(z[:, i], z[:, j], i, j, max_points=settings.n_scatter, seed=settings.seed))
-    if len(report.dominant_idx) >= 2:
-        writer.figure(tracking.LATENT_HEATMAP_PNG, plots.correlation_heatmap(report.correlation, report.dominant_idx))
-    writer.figure(tracking.LATENT_PCA_PNG, plots.pca_spectrum_plot(report.pca_ratios, report.n_pca_90))
-    writer.figure(tracking.LATENT_UNIFORM_HISTOGRAMS_PNG,
-                  plots.uniform_histograms(report.edges, report.uniform_counts, report.counts))
-    for name, imgs in images.items():
-        writer.figure(tracking.latent_generated_png(name), image_grid(imgs, cmap="gray", suptitle=titles[name],
-                                                                       normalize_each=False))
-
-    metrics = latent_metrics(report)
-    metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
+    writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
+    for path, figure in figures.items():
+        writer.figure(path, figure)
     writer.metrics(metrics, step=step)
     return report
 
@@ -141,7 +153,8 @@ class LatentStatsLogger(PeriodicAnalysis):
     settings: LatentSettings
 
     @override
-    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int,
+               final: bool) -> None:
         loader = trainer.datamodule.images_dataloader("train", batch_size=self.settings.batch_size)
         record_latent_analysis(writer, pl_module.network, loader, self.settings, step=epoch,
-                               progress=trainer.progress_bar_callback is not None)
+                               progress=trainer.progress_bar_callback is not None, final=final)

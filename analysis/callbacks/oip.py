@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -39,12 +40,14 @@ def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
 def record_oips(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True
 ) -> list[OIPResult]:
-    """Render the OIPs of ``settings`` with ``network`` and log them at ``step``."""
+    """Render the OIPs of ``settings`` with ``network`` and log them at ``step`` (all grids are drawn before the
+    first write, so a failure leaves the run as it was)."""
     with eval_mode(network):
         results = render_all(network, settings, progress)
-    for r in results:
+    grids = [oip_grid(r, shared_scale=settings.shared_scale) for r in results]
+    for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
-        writer.figure(f"{stem}.png", oip_grid(r, shared_scale=settings.shared_scale), step_key=stem, step=step)
+        writer.figure(f"{stem}.png", grid, step_key=stem, step=step)
         writer.npz(f"{stem}.npz", patterns=r.patterns.astype(np.float32), initial=r.initial, final=r.final,
                    dead=r.dead, maps=r.maps)
     writer.table(tracking.OIP_ACTIVATION, oip_table(results))
@@ -61,5 +64,9 @@ class OIPLogger(PeriodicAnalysis):
     settings: OIPSettings
 
     @override
-    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
-        record_oips(writer, pl_module.network, self.settings, epoch, progress=trainer.progress_bar_callback is not None)
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int,
+               final: bool) -> None:
+        settings = self.settings
+        if not final and settings.epoch_steps is not None:  # during training: the cheaper render
+            settings = replace(settings, steps=settings.epoch_steps)
+        record_oips(writer, pl_module.network, settings, epoch, progress=trainer.progress_bar_callback is not None)

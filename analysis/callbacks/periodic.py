@@ -44,23 +44,25 @@ class PeriodicAnalysis(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0 and epoch + 1 < trainer.max_epochs:
-            self._maybe_record(trainer, pl_module, epoch)
+            self._maybe_record(trainer, pl_module, epoch, final=False)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # current_epoch has already moved past the last completed epoch here
-        self._maybe_record(trainer, pl_module, max(trainer.current_epoch - 1, 0))
+        self._maybe_record(trainer, pl_module, max(trainer.current_epoch - 1, 0), final=True)
 
-    def _maybe_record(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+    def _maybe_record(self, trainer: Trainer, pl_module: LightningModule, epoch: int, final: bool) -> None:
         writer = writer_for(trainer)
         if writer is None or self._last_epoch == epoch:
             return
         self._last_epoch = epoch
         start = time.perf_counter()
-        self.record(trainer, pl_module, writer, epoch)
+        self.record(trainer, pl_module, writer, epoch, final)
         title = TITLES.get(self.settings.SECTION, self.settings.SECTION)
         log.info("  %s after epoch %d: %.1f s", title, epoch, time.perf_counter() - start)
 
-    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int) -> None:
-        """Compute and log the analysis at step ``epoch``."""
+    def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int,
+               final: bool) -> None:
+        """Compute and log the analysis at step ``epoch``; ``final`` at the end of training (the full analysis),
+        else after an epoch during training (what changes over training, at the settings' reduced cost)."""
         raise NotImplementedError

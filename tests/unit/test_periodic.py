@@ -12,10 +12,11 @@ from latentdream.errors import InputError
 class Recorder(PeriodicAnalysis):
     def __init__(self, every_n_epochs):
         super().__init__(OIPSettings(every_n_epochs=every_n_epochs))
-        self.epochs = []
+        self.epochs, self.finals = [], []
 
-    def record(self, trainer, pl_module, writer, epoch):
+    def record(self, trainer, pl_module, writer, epoch, final):
         self.epochs.append(epoch)
+        self.finals.append(final)
 
 
 def _fit(callback, max_epochs, monkeypatch):
@@ -31,7 +32,9 @@ def _fit(callback, max_epochs, monkeypatch):
 
 @pytest.mark.parametrize("every,expected", [(0, [4]), (1, [0, 1, 2, 3, 4]), (2, [1, 3, 4]), (3, [2, 4])])
 def test_records_every_n_epochs_and_at_the_end_once(every, expected, monkeypatch):
-    assert _fit(Recorder(every), 5, monkeypatch) == expected
+    recorder = Recorder(every)
+    assert _fit(recorder, 5, monkeypatch) == expected
+    assert recorder.finals == [False] * (len(expected) - 1) + [True]  # only the end of training is the full one
 
 
 def test_nothing_without_a_writer(monkeypatch):
