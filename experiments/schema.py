@@ -65,7 +65,7 @@ class MnistDataConfig:
     num_workers: int = 0
     image_size: int = 28
     # null: uint8 pixels on the accelerator when all splits fit (<= 4 GiB and 1/4 of its memory), batches made
-    # there; true: always (on a CPU: batches straight from the array, no DataLoader); false: a DataLoader.
+    # there; on a CPU batches straight from the array when num_workers is 0; true: always; false: a DataLoader.
     on_device: Optional[bool] = None
 
 

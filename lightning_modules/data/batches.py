@@ -6,7 +6,7 @@
   uint8 pixels were copied to the accelerator once: each batch is gathered and converted to float32 there, so no
   DataLoader, worker process or host-to-device copy runs per step. On the CPU the same class converts with
   numpy, as the DataLoader path does, minus its per-batch machinery.
-* :func:`fits_on_device` — the size rule of ``data.on_device: null`` (auto).
+* :func:`fits_on_device` — the size rule of ``data.on_device: null`` (auto) on an accelerator.
 
 Nothing here imports ``lightning``.
 """
@@ -33,7 +33,8 @@ UPLOAD_ROWS = 8192
 
 
 def fits_on_device(n_bytes: int, device: torch.device) -> bool:
-    """The auto rule: an accelerator (not the CPU), and ``n_bytes`` within both limits above."""
+    """Whether ``n_bytes`` of pixels go on ``device`` under auto: an accelerator (not the CPU, where nothing needs
+    copying) with ``n_bytes`` within both limits above."""
     if device.type == "cpu" or n_bytes > ON_DEVICE_MAX_BYTES:
         return False
     if device.type == "cuda":
@@ -122,9 +123,10 @@ class ResidentBatches:
             positions = positions[self.rank :: self.world_size]
         return positions.to(self.device, non_blocking=True)
 
-    def _batch(self, positions: torch.Tensor):
+    def _batch(self, positions: torch.Tensor, rows: np.ndarray | None):
+        """The batch at ``positions`` (on the batches' device); ``rows``: the same as numpy, for host batches."""
         if self.pixels is None:
-            images = self.dataset.batch(positions.numpy())
+            images = self.dataset.batch(rows)
         else:
             images = torch.div(self.pixels.index_select(0, positions), self._scale)
         if self._labels is None:
@@ -135,5 +137,7 @@ class ResidentBatches:
         # A generator: nothing is drawn until the first batch is asked for (Lightning calls iter() once to check
         # that the loader is iterable; that must not consume an epoch's order).
         positions = self._positions()
+        rows = positions.numpy() if self.pixels is None else None  # host batches: once per epoch, not per batch
         for start in range(0, len(positions), self.batch_size):
-            yield self._batch(positions[start : start + self.batch_size])
+            stop = start + self.batch_size
+            yield self._batch(positions[start:stop], None if rows is None else rows[start:stop])

@@ -10,10 +10,10 @@ follows :class:`~lightning_modules.data.batches.EpochOrder` seeded with ``seed``
 
 Where batches are made (``on_device``, config key ``data.on_device``): ``null`` (auto) copies the uint8 pixels of
 every split to the accelerator once, when they fit (:func:`~lightning_modules.data.batches.fits_on_device`: at most
-4 GiB and a quarter of its memory), and gathers and converts each batch there; on the CPU, or when they do not fit,
-a DataLoader converts batches on the host (``num_workers`` processes) and Lightning copies them over. ``true``
-forces the resident path (on the CPU: batches straight from the array, no DataLoader), ``false`` the DataLoader.
-Both give the same batches for the same seed.
+4 GiB and a quarter of its memory), and gathers and converts each batch there; when they do not fit, a DataLoader
+converts batches on the host (``num_workers`` processes) and Lightning copies them over. On the CPU, auto takes
+batches straight from the array (no DataLoader) when ``num_workers`` is 0, else the DataLoader. ``true`` forces the
+resident path, ``false`` the DataLoader. Both give the same batches for the same seed.
 """
 
 from __future__ import annotations
@@ -97,9 +97,12 @@ class _ImageDataModule(pl.LightningDataModule):
         if device is None:
             device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
         device = torch.empty(0, device=device).device  # "cuda" → "cuda:0", so cached pixels are found again
-        if self.on_device is False or (self.on_device is None and not fits_on_device(self.nbytes(), device)):
-            return None
-        return device
+        if self.on_device is None:  # auto
+            # On the CPU nothing is copied: without worker processes, batches straight from the array skip the
+            # DataLoader's per-batch work; with workers, the DataLoader overlaps the conversion with training.
+            auto = self.num_workers == 0 if device.type == "cpu" else fits_on_device(self.nbytes(), device)
+            return device if auto else None
+        return device if self.on_device else None
 
     def _pixels_on(self, split: str, device: torch.device) -> torch.Tensor | None:
         """The split's pixels on ``device``, copied there on first use (None on the CPU: batches come from the

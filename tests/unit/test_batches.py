@@ -95,13 +95,18 @@ def test_ddp_ranks_take_disjoint_equal_shares_covering_the_split():
     assert set(sum(seen, [])) == set(range(7))
 
 
-def test_auto_keeps_the_cpu_on_the_dataloader_and_puts_what_fits_on_an_accelerator(monkeypatch, fake_bundled):
+def test_auto_puts_what_fits_on_an_accelerator_and_skips_the_dataloader_on_a_cpu_without_workers(monkeypatch,
+                                                                                                   fake_bundled):
     assert not fits_on_device(1, torch.device("cpu"))
     assert fits_on_device(batches.ON_DEVICE_MAX_BYTES, torch.device("meta"))  # meta stands in for an accelerator
     assert not fits_on_device(batches.ON_DEVICE_MAX_BYTES + 1, torch.device("meta"))
     dm = MnistDataModule(bundled=True)
     assert dm.nbytes() == 203 * 28 * 28
-    assert dm.resident_device() is None and isinstance(dm.train_dataloader(), DataLoader)  # auto on the CPU
+    # auto on the CPU: straight from the array without workers, a DataLoader with them
+    assert dm.resident_device() == torch.device("cpu") and isinstance(dm.train_dataloader(), ResidentBatches)
+    with_workers = MnistDataModule(bundled=True, num_workers=2)
+    assert with_workers.resident_device() is None and isinstance(with_workers.train_dataloader(), DataLoader)
+    assert with_workers.resident_device("meta") == torch.device("meta")
     assert dm.resident_device("meta") == torch.device("meta")
     monkeypatch.setattr(batches, "ON_DEVICE_MAX_BYTES", 1000)
     assert not fits_on_device(dm.nbytes(), torch.device("meta"))
