@@ -51,9 +51,10 @@ class RunGuard(Callback):
     ends with :class:`~latentdream.errors.NonFiniteLossError` naming the loss, its epoch and its global step.
 
     How, without reading the loss back every step (which would make the CPU wait for the GPU each batch): each
-    loss is copied into a small on-device window, and ``torch.where(isfinite(loss), flag, 1)`` raises a sticky
-    on-device flag that the (fused) optimizers read as their ``found_inf``: a fused SGD/Adam/AdamW skips its whole
-    update on the device when it is set, and keeps skipping. The window is read on the host every
+    loss is copied into a small on-device window and checked there by the kernel GradScaler uses
+    (``torch._amp_foreach_non_finite_check_and_unscale_``), which sets a float flag to 1 at a non-finite value and
+    never resets it. The (fused) optimizers read that flag as their ``found_inf``: a fused SGD/Adam/AdamW skips its
+    whole update on the device when it is set, and keeps skipping. The window is read on the host every
     ``check_every_n_steps`` steps, at each epoch end, before validation and before a checkpoint is saved; the
     first non-finite loss then raises. Training thus runs at most ``check_every_n_steps - 1`` steps past the bad
     one, all of them without an update. Where the update cannot be skipped on the device — an optimizer without
@@ -77,6 +78,7 @@ class RunGuard(Callback):
         self.in_loop = False  # inside fit/test, where Lightning's own SIGTERM handling applies
         self.skips_on_device = False
         self._losses: torch.Tensor | None = None  # the window of recorded losses, on the module's device
+        self._slots: list[torch.Tensor] = []  # its one-element views, made once (indexing per step costs a dispatch)
         self._where: list[tuple[int, int]] = []  # (epoch, global step) of each recorded loss
         self._found_inf: torch.Tensor | None = None
         self._optimizers: list = []
@@ -97,6 +99,7 @@ class RunGuard(Callback):
         self.skips_on_device = _can_skip_on_device(trainer)
         window = self.check_every_n_steps if self.skips_on_device else 1
         self._losses = torch.empty(window, dtype=torch.float32, device=pl_module.device)
+        self._slots = list(self._losses.split(1))
         self._where = []
         if self.skips_on_device:
             self._found_inf = torch.zeros((), dtype=torch.float32, device=pl_module.device)
@@ -115,11 +118,11 @@ class RunGuard(Callback):
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: torch.Tensor) -> None:
         if len(self._where) == len(self._losses):
             self._check()
-        loss = loss.detach()  # a scalar: Lightning's backward needs one
-        self._losses[len(self._where)].copy_(loss)
+        slot = self._slots[len(self._where)]
+        slot.copy_(loss.detach())  # a scalar: Lightning's backward needs one
         self._where.append((trainer.current_epoch, trainer.global_step))
-        if self.skips_on_device:  # two small kernels, no wait
-            torch.where(torch.isfinite(loss), self._found_inf, self._one, out=self._found_inf)
+        if self.skips_on_device:  # two small kernels, no wait; multiplying the slot by 1 leaves it as it is
+            torch._amp_foreach_non_finite_check_and_unscale_([slot], self._found_inf, self._one)
         else:
             self._check()  # before the update: no way to skip it on the device
 
