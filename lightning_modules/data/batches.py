@@ -88,7 +88,8 @@ class ResidentBatches:
     :param pixels: ``upload(dataset, device)``; ``None`` on the CPU, where batches come from ``dataset.batch``
         (numpy conversion, as in the DataLoader path).
     :param order: the epoch order for shuffled batches; ``None`` → dataset order.
-    :param device: where batches are made (the pixels' device; the CPU when ``pixels`` is None).
+    :param with_labels: yield ``(images, labels)`` when the dataset has labels; False → images only.
+    :param rank: this process's rank under DDP; ``world_size``: the number of ranks.
     """
 
     def __init__(

@@ -14,6 +14,7 @@ from lightning_modules.data import batches, modules
 from lightning_modules.data.arrays import ImageArrayDataset
 from lightning_modules.data.batches import EpochOrder, ResidentBatches, fits_on_device, upload
 from lightning_modules.data.modules import FacesDataModule, MnistDataModule
+from tests.unit.test_face_cache import write_faces
 
 
 @pytest.fixture
@@ -66,8 +67,6 @@ def test_the_device_path_converts_exactly_as_numpy(fake_bundled):
 
 
 def test_workers_follow_the_same_order(tmp_path):
-    from tests.unit.test_face_cache import write_faces
-
     write_faces(tmp_path / "faces", n=21)
     make = lambda **kw: FacesDataModule(str(tmp_path / "faces"), image_size=8, batch_size=4,  # noqa: E731
                                         cache_dir=str(tmp_path / "cache"), val_fraction=0.1, **kw)
