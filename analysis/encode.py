@@ -18,14 +18,19 @@ def encode_dataset(
 ) -> np.ndarray:
     """Encode every batch (images (B, C, H, W), or tuples whose first item is that) → z float32 (n, z_dim).
 
-    :param encode: e.g. ``network.encode`` (put the network in eval mode first).
+    Batches may come from the host (a DataLoader; copied with ``non_blocking``, which overlaps when they are
+    pinned) or already sit on ``device`` (``images_dataloader`` with on-device data: no copy). The vectors stay on
+    ``device`` until the end and come back in one copy, so an accelerator is not waited for once per batch.
+
+    :param encode: e.g. ``network.encode`` (put the network in eval mode first; call it outside autocast for
+        float32 vectors).
     :param device: where the encoder lives (take it from the model: ``next(net.parameters()).device``).
     """
     chunks = []
     for batch in tqdm(batches, desc="encoding", unit="batch", disable=None if progress else True, leave=False):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        chunks.append(encode(x.to(device)).float().cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+        chunks.append(encode(x.to(device, non_blocking=True)).float())
+    return torch.cat(chunks).cpu().numpy() if chunks else np.zeros((0, 0), np.float32)
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ def build_network(cfg: DictConfig, in_channels: int, image_size: int) -> nn.Modu
     """The plain network for ``cfg.model``, sized for the data (channels, side length)."""
     model = _kwargs(cfg, "model")
     name = model.pop("name")
+    model.pop("channels_last")  # the module's concern: it lays out the weights and the batches
     if name == "conv_autoencoder":
         model.pop("loss")
         return ConvAutoencoder(in_channels=in_channels, image_size=image_size, **model)
@@ -55,6 +56,7 @@ def build_module(cfg: DictConfig, network: nn.Module) -> TrainableModule:
         optimizer_factory=make_optimizer_factory(optim),
         scheduler_factory=make_scheduler_factory(section(cfg, "scheduler"), monitor=tracking.VAL_LOSS),
         weight_decay=optim.weight_decay,
+        channels_last=cfg.model.channels_last,
     )
     if is_autoencoder(cfg):
         return AutoencoderModule(network, loss=cfg.model.loss, **factories)
@@ -65,6 +67,7 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
     """``lightning.Trainer`` arguments from ``cfg.trainer`` (seed removed, unset limits dropped)."""
     kwargs = _kwargs(cfg, "trainer")
     kwargs.pop("seed")
+    kwargs["precision"] = str(kwargs["precision"])  # Lightning's own name for it, not our Enum
     return {k: v for k, v in kwargs.items() if v is not None}
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from analysis.settings import DreamSettings, LatentSettings, OIPSettings
 from lightning_modules.autoencoder import ReconstructionLoss
+from lightning_modules.base import Precision
 from lightning_modules.networks import Activation
 from lightning_modules.optim import OptimizerSettings, ScheduleSettings
 
@@ -29,6 +30,8 @@ class MnistCNNConfig:
     dense_units: list[int] = field(default_factory=lambda: [70])
     n_classes: int = 10
     dropout: float = 0.0
+    # conv weights and batches in channels-last (NHWC) memory layout, for tensor-core convolutions (any device)
+    channels_last: bool = False
 
 
 @dataclass
@@ -45,6 +48,7 @@ class AutoencoderConfig:
     z_dim: int = 256
     act: Activation = Activation.leaky_relu
     loss: ReconstructionLoss = ReconstructionLoss.mse
+    channels_last: bool = False  # as for the CNN
 
 
 @dataclass
@@ -60,6 +64,9 @@ class MnistDataConfig:
     val_fraction: float = 0.1
     num_workers: int = 0
     image_size: int = 28
+    # null: uint8 pixels on the accelerator when all splits fit (<= 4 GiB and 1/4 of its memory), batches made
+    # there; on a CPU batches straight from the array when num_workers is 0; true: always; false: a DataLoader.
+    on_device: Optional[bool] = None
 
 
 @dataclass
@@ -77,6 +84,7 @@ class FacesDataConfig:
     num_workers: int = 0
     cache_dir: Optional[str] = None
     max_images: Optional[int] = None
+    on_device: Optional[bool] = None  # as for MNIST; CelebA at 64 px (2.5 GB) fits, at 128 px (9.9 GB) it streams
 
 
 @dataclass
@@ -88,7 +96,7 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: Precision = Precision["32-true"]  # or bf16-mixed: autocast forward passes, fp32 weights and losses
     seed: int = 42
     deterministic: bool = False
     limit_train_batches: Any = None

@@ -128,7 +128,7 @@ def _log_weights(network: torch.nn.Module) -> None:
 def _log_model(network: torch.nn.Module, datamodule: Any) -> None:
     """Log the plain network with an input/output signature, loadable by ``mlflow.pytorch.load_model``."""
     sample = next(iter(datamodule.val_dataloader()))
-    x = (sample[0] if isinstance(sample, (tuple, list)) else sample)[:2]
+    x = (sample[0] if isinstance(sample, (tuple, list)) else sample)[:2].cpu()  # on the GPU with data.on_device
     device = next(network.parameters()).device
     with eval_mode(network), torch.no_grad():
         y = network(x.to(device)).cpu()

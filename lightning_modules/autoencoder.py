@@ -1,4 +1,9 @@
-"""LightningModule for the convolutional autoencoders: reconstruction loss, per-epoch logging."""
+"""LightningModule for the convolutional autoencoders: reconstruction loss, per-epoch logging.
+
+The losses are computed in float32 whatever the precision of the forward pass (``bf16-mixed`` autocast), and BCE
+from the decoder's logits (``binary_cross_entropy_with_logits``): BCE on a sigmoid output is not autocast-safe
+(torch refuses it under CUDA autocast) and loses precision where the sigmoid saturates.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from torch.nn import functional as F
 from lightning_modules.base import TrainableModule
 
 
-
 class ReconstructionLoss(StrEnum):
     """The autoencoder's loss (config key ``model.loss``)."""
 
@@ -18,7 +22,15 @@ class ReconstructionLoss(StrEnum):
     bce = "bce"
 
 
-_LOSS_FUNCTIONS = {ReconstructionLoss.mse: F.mse_loss, ReconstructionLoss.bce: F.binary_cross_entropy}
+def _mse(network, x: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(network(x).float(), x)
+
+
+def _bce(network, x: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(network.decode_logits(network.encode(x)).float(), x)
+
+
+_LOSS_FUNCTIONS = {ReconstructionLoss.mse: _mse, ReconstructionLoss.bce: _bce}
 
 
 class AutoencoderModule(TrainableModule):
@@ -27,7 +39,8 @@ class AutoencoderModule(TrainableModule):
     Batches are image tensors (B, C, H, W) in [0, 1], or tuples whose first element is one (labels ignored).
     Logs per epoch ``train/loss``, ``val/loss``, ``test/loss``.
 
-    :param loss: ``mse`` (default) or ``bce`` (the decoder ends in a sigmoid, so both apply).
+    :param loss: ``mse`` (default) or ``bce`` (the decoder ends in a sigmoid, so both apply; BCE is computed from
+        the logits before it).
     Other arguments as :class:`~lightning_modules.base.TrainableModule`.
     """
 
@@ -43,7 +56,7 @@ class AutoencoderModule(TrainableModule):
     def reconstruction_loss(self, batch) -> torch.Tensor:
         """Mean reconstruction loss of a batch of images (B, C, H, W) in [0, 1]."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return _LOSS_FUNCTIONS[self.loss_name](self.network(x), x)
+        return _LOSS_FUNCTIONS[self.loss_name](self.network, x)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         loss = self.reconstruction_loss(batch)

@@ -19,9 +19,10 @@ class ClassifierModule(TrainableModule):
         return self.network(x)
 
     def loss_and_accuracy(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean cross-entropy and accuracy of an (images (B,1,H,W), labels (B,)) batch."""
+        """Mean cross-entropy (in float32, whatever the forward pass's precision) and accuracy of an
+        (images (B,1,H,W), labels (B,)) batch."""
         x, y = batch
-        logits = self.network(x)
+        logits = self.network(x).float()
         return F.cross_entropy(logits, y), (logits.argmax(dim=1) == y).float().mean()
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:

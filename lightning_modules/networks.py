@@ -113,6 +113,12 @@ class ConvAutoencoder(nn.Module):
         """(B, z_dim) latent vectors → (B, C, H, W) images in [0, 1]."""
         return self.decoder(z)
 
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) → (B, C, H, W) logits: :meth:`decode` without its final sigmoid (for an autocast-safe BCE)."""
+        for layer in list(self.decoder)[:-1]:
+            z = layer(z)
+        return z
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 

@@ -72,13 +72,16 @@ class ImageArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def batch(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
-        """Images at ``positions`` (into this dataset) as one float32 tensor (B, C, H, W) in [0, 1]."""
-        rows = self.indices[np.asarray(positions, dtype=np.int64)]
-        raw = self._array()[rows]
+    def _raw(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The images at ``positions`` as uint8 (B, C, H, W), a transposed (not contiguous) array."""
+        raw = self._array()[self.indices[np.asarray(positions, dtype=np.int64)]]
         if raw.ndim == 3:
             raw = raw[..., None]
-        raw = raw.transpose(0, 3, 1, 2)
+        return raw.transpose(0, 3, 1, 2)
+
+    def batch(self, positions: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Images at ``positions`` (into this dataset) as one float32 tensor (B, C, H, W) in [0, 1]."""
+        raw = self._raw(positions)
         # numpy, not torch: this small memory-bound op runs single-threaded, while torch's OpenMP threads were
         # measured 10-20x slower on a busy 2-core machine (barrier waits) — and DataLoader workers add more threads.
         out = np.empty(raw.shape, dtype=np.float32)
@@ -89,12 +92,13 @@ class ImageArrayDataset(Dataset):
         """The same images (same indices, same backing array or file) without labels."""
         return ImageArrayDataset(self._path if self._path is not None else self._images, self.indices)
 
+    def uint8_batch(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Images at ``positions`` as a contiguous uint8 copy (B, C, H, W), values 0..255."""
+        return np.ascontiguousarray(self._raw(positions))
+
     def uint8_images(self) -> np.ndarray:
         """All images of this dataset as a uint8 copy (N, C, H, W), values 0..255, in dataset order."""
-        images = np.asarray(self._array()[self.indices])
-        if images.ndim == 3:
-            images = images[..., None]
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+        return self.uint8_batch(np.arange(len(self)))
 
     def __getitem__(self, position: int):
         image = self.batch([position])[0]

@@ -5,8 +5,15 @@ Constructor arguments equal the config keys of the ``data`` section. Bad input r
 contents in ``prepare_data``/``setup`` (the launcher calls both before it creates an MLflow run).
 
 Batches are float32 images (B, C, H, W) in [0, 1] (plain /255, no normalisation, so value ranges of OIPs and
-dreams stay interpretable); MNIST with ``with_labels=True`` yields ``(images, labels int64 (B,))``. Shuffling uses
-a ``torch.Generator`` seeded with ``seed``, so two CPU runs see the same batches.
+dreams stay interpretable); MNIST with ``with_labels=True`` yields ``(images, labels int64 (B,))``. Shuffling
+follows :class:`~lightning_modules.data.batches.EpochOrder` seeded with ``seed``, so two runs see the same batches.
+
+Where batches are made (``on_device``, config key ``data.on_device``): ``null`` (auto) copies the uint8 pixels of
+every split to the accelerator once, when they fit (:func:`~lightning_modules.data.batches.fits_on_device`: at most
+4 GiB and a quarter of its memory), and gathers and converts each batch there; when they do not fit, a DataLoader
+converts batches on the host (``num_workers`` processes) and Lightning copies them over. On the CPU, auto takes
+batches straight from the array (no DataLoader) when ``num_workers`` is 0, else the DataLoader. ``true`` forces the
+resident path, ``false`` the DataLoader. Both give the same batches for the same seed.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_modules.data.arrays import ImageArrayDataset, check_image_size, collate_samples
+from lightning_modules.data.batches import EpochOrder, ResidentBatches, fits_on_device, upload
 from lightning_modules.data.bundled import load_bundled_mnist
 from lightning_modules.data.face_cache import FaceCache, build_face_cache, check_face_params
 from lightning_modules.data.idx import MNIST_SIDE, N_CLASSES, check_mnist_root, load_mnist
 from lightning_modules.data.splits import split_faces, split_indices
-from latentdream.errors import InputError
+from latentdream.errors import InputError, require
 
 #: Test share of the bundled digits (they come as one set of 5,000); val is ``val_fraction``, train the rest.
 BUNDLED_TEST_FRACTION = 0.1
@@ -40,20 +48,28 @@ def _check_fraction(key: str, value: float) -> None:
 
 
 class _ImageDataModule(pl.LightningDataModule):
-    """Shared loaders over ``self._datasets`` (split name → :class:`ImageArrayDataset`), filled by ``setup``."""
+    """Shared loaders over ``self._datasets`` (split name → :class:`ImageArrayDataset`), filled by ``setup``.
+
+    Loaders are DataLoaders, or :class:`~lightning_modules.data.batches.ResidentBatches` when the pixels live on
+    the training device (``on_device``, see the module docstring); the device is the trainer's while one is
+    attached, else the CPU.
+    """
 
     in_channels: int
     image_size: int
     n_classes: int | None
     dataset_name: str
 
-    def __init__(self, batch_size: int, num_workers: int, seed: int) -> None:
+    def __init__(self, batch_size: int, num_workers: int, seed: int, on_device: bool | None = None) -> None:
         super().__init__()
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("num_workers", num_workers, minimum=0)
         _check_positive_int("seed", seed, minimum=0)
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        require(on_device is None or isinstance(on_device, bool), "data.on_device", on_device,
+                "allowed: null (auto: on the accelerator when the data fit), true, false")
+        self.batch_size, self.num_workers, self.seed, self.on_device = batch_size, num_workers, seed, on_device
         self._datasets: dict[str, ImageArrayDataset] | None = None
+        self._pixels: dict[str, torch.Tensor] = {}  # split → its uint8 pixels on the device they were copied to
 
     def _load(self) -> dict[str, ImageArrayDataset]:
         raise NotImplementedError
@@ -68,12 +84,50 @@ class _ImageDataModule(pl.LightningDataModule):
         self.setup()
         return self._datasets[split]
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def nbytes(self) -> int:
+        """Bytes of the uint8 pixels of all splits (what ``on_device`` would put on the device)."""
+        self.setup()
+        return self.in_channels * self.image_size**2 * sum(len(d) for d in self._datasets.values())
+
+    def resident_device(self, device: torch.device | str | None = None) -> torch.device | None:
+        """The device whose memory holds the pixels (batches are made there), or None for the DataLoader path.
+
+        :param device: the device to train or encode on; ``None`` → the attached trainer's, else the CPU.
+        """
+        if device is None:
+            device = self.trainer.strategy.root_device if self.trainer is not None else "cpu"
+        device = torch.empty(0, device=device).device  # "cuda" → "cuda:0", so cached pixels are found again
+        if self.on_device is None:  # auto
+            # On the CPU nothing is copied: without worker processes, batches straight from the array skip the
+            # DataLoader's per-batch work; with workers, the DataLoader overlaps the conversion with training.
+            auto = self.num_workers == 0 if device.type == "cpu" else fits_on_device(self.nbytes(), device)
+            return device if auto else None
+        return device if self.on_device else None
+
+    def _pixels_on(self, split: str, device: torch.device) -> torch.Tensor | None:
+        """The split's pixels on ``device``, copied there on first use (None on the CPU: batches come from the
+        host array directly)."""
+        if device.type == "cpu":
+            return None
+        if split not in self._pixels or self._pixels[split].device != device:
+            self._pixels[split] = upload(self.dataset(split), device)
+        return self._pixels[split]
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int | None = None, with_labels: bool = True,
+                device: torch.device | str | None = None, shard: bool = True) -> DataLoader | ResidentBatches:
+        dataset, batch_size = self.dataset(split), batch_size or self.batch_size
+        order = EpochOrder(len(dataset), self.seed) if shuffle else None
+        resident = self.resident_device(device)
+        if resident is not None:
+            # Under DDP each rank takes its share, as Lightning's DistributedSampler does for a DataLoader.
+            rank, world = (self.trainer.global_rank, self.trainer.world_size) if shard and self.trainer else (0, 1)
+            return ResidentBatches(dataset, self._pixels_on(split, resident), batch_size, order, with_labels,
+                                   rank=rank, world_size=world)
         return DataLoader(
-            self.dataset(split),
-            batch_size=batch_size or self.batch_size,
-            shuffle=shuffle,
-            # A fresh seeded generator per loader: the same seed gives the same batch order on every run.
+            dataset if with_labels else dataset.without_labels(),
+            batch_size=batch_size,
+            sampler=order,
+            # Seeds the workers' base seed (drawn once per epoch) without touching the global RNG.
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -81,25 +135,24 @@ class _ImageDataModule(pl.LightningDataModule):
             collate_fn=collate_samples,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | ResidentBatches:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | ResidentBatches:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | ResidentBatches:
         return self._loader("test", shuffle=False)
 
-    def images_dataloader(self, split: str = "train", batch_size: int | None = None) -> DataLoader:
-        """Unshuffled images only (no labels) of ``split``, e.g. to re-encode the whole training set."""
-        return DataLoader(
-            self.dataset(split).without_labels(),
-            batch_size=batch_size or self.batch_size,
-            shuffle=False,
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            collate_fn=collate_samples,
-        )
+    def images_dataloader(self, split: str = "train", batch_size: int | None = None,
+                          device: torch.device | str | None = None) -> DataLoader | ResidentBatches:
+        """Unshuffled images only (no labels) of ``split``, e.g. to re-encode the whole training set.
+
+        :param device: where the encoder runs (e.g. ``next(network.parameters()).device``); with ``on_device``
+            allowing it, the pixels are copied there once and the batches made there. ``None`` → the attached
+            trainer's device, else the CPU (a DataLoader).
+        """
+        return self._loader(split, shuffle=False, batch_size=batch_size, with_labels=False, device=device, shard=False)
 
     def train_images(self) -> np.ndarray:
         """The whole training split as uint8 (N, C, H, W), values 0..255 (divide by 255 for the model's input).
@@ -133,6 +186,8 @@ class MnistDataModule(_ImageDataModule):
     :param with_labels: batches are ``(images, labels)``; False → images only (for the autoencoder).
     :param image_size: side of the images; above 28 the digits are zero-padded to the centre (the autoencoders
         need a side divisible by 16, so they train on 32×32).
+    :param on_device: where batches are made: None (auto), True (the training device), False (a DataLoader);
+        see the module docstring.
     :raises InputError: no root and not bundled, missing folder or file, bad argument values.
 
     Example::
@@ -156,8 +211,9 @@ class MnistDataModule(_ImageDataModule):
         seed: int = 0,
         with_labels: bool = True,
         image_size: int = MNIST_SIDE,
+        on_device: bool | None = None,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(batch_size, num_workers, seed, on_device)
         _check_fraction("val_fraction", val_fraction)
         check_image_size(image_size, MNIST_SIDE, f" (MNIST digits are {MNIST_SIDE} px, zero-padded to larger sides)")
         self.image_size = image_size
@@ -225,6 +281,7 @@ class FacesDataModule(_ImageDataModule):
     :param seed: seed of the split and of the shuffling.
     :param cache_dir: cache folder; ``None`` → ``root/.latentdream_cache`` (``~/.cache/latentdream`` if read-only).
     :param max_images: use only this many files (evenly spaced over the sorted names); ``None`` → all.
+    :param on_device: as for :class:`MnistDataModule`.
     :raises InputError: missing folder, no images, bad argument values.
     """
 
@@ -243,8 +300,9 @@ class FacesDataModule(_ImageDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         max_images: int | None = None,
+        on_device: bool | None = None,
     ) -> None:
-        super().__init__(batch_size, num_workers, seed)
+        super().__init__(batch_size, num_workers, seed, on_device)
         check_face_params(image_size, channels, crop, max_images)
         _check_fraction("val_fraction", val_fraction)
         _check_fraction("test_fraction", test_fraction)

@@ -191,13 +191,15 @@ def test_datamodule_setup_stops_on_empty_train_split(tmp_path):
 
 
 def test_loader_settings_are_device_agnostic(faces_root, tmp_path):
-    dm = _ready(FacesDataModule(str(faces_root), image_size=16, num_workers=1, cache_dir=str(tmp_path)))
+    dm = _ready(FacesDataModule(str(faces_root), image_size=16, num_workers=1, cache_dir=str(tmp_path),
+                                on_device=False))
     loader = dm.train_dataloader()
     assert loader.persistent_workers and loader.num_workers == 1
     assert loader.pin_memory == torch.cuda.is_available()
     assert loader.generator is not None
     assert dm.val_dataloader().generator is None  # only training data is shuffled
-    in_process = _ready(FacesDataModule(str(faces_root), image_size=16, num_workers=0, cache_dir=str(tmp_path)))
+    in_process = _ready(FacesDataModule(str(faces_root), image_size=16, num_workers=0, cache_dir=str(tmp_path),
+                                        on_device=False))
     assert not in_process.train_dataloader().persistent_workers
 
 
