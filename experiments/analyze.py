@@ -115,7 +115,9 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     datamodule = build_datamodule(logged.cfg)
     datamodule.prepare_data()
     network = logged.load_network()
-    loader = datamodule.images_dataloader("train", batch_size=settings.batch_size)
+    # encoded where the network runs: on a GPU the pixels go there once and the batches are made there
+    loader = datamodule.images_dataloader("train", batch_size=settings.batch_size,
+                                          device=next(network.parameters()).device)
     report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
     logged.publish_view()
     print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
