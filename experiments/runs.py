@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -85,20 +86,54 @@ def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
     return out.reset_index(drop=True)
 
 
-def format_runs(frame: pd.DataFrame) -> str:
-    """The table as fixed-width text: times to the minute (UTC), metrics to 4 significant digits, '-' for missing."""
+# Which columns survive a narrow terminal, most wanted first (the run id is what the other commands take).
+COLUMN_PRIORITY = ("run_id", "run_name", "status", tracking.VAL_LOSS, tracking.VAL_ACC, "start_time", "experiment",
+                   tracking.TAG_KIND, "optim.lr", "optim.name", "trainer.max_epochs", tracking.TEST_ACC,
+                   tracking.TRAIN_LOSS, "data.batch_size", tracking.TEST_LOSS, tracking.TAG_MODEL, tracking.TAG_DATASET)
+MAX_CELL = 24  # characters of a text cell (a long run name) before it is cut with "…"
+
+
+def format_runs(frame: pd.DataFrame, width: int | None = None) -> str:
+    """The table as fixed-width text: times to the minute (UTC), metrics to 4 significant digits, '-' for missing.
+
+    :param width: fit this many characters a line (a terminal's width): columns are kept in the order of
+        :data:`COLUMN_PRIORITY` while they fit (the run id always), long text cells cut to :data:`MAX_CELL`
+        characters, and a last line names the columns left out. None: every column, nothing cut.
+    """
     if frame.empty:
         return "no runs"
     shown = frame.copy()
     if "start_time" in shown:
         shown["start_time"] = pd.to_datetime(shown["start_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
-    return shown.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
+    if shown["experiment"].nunique() == 1 and width is not None:
+        shown = shown.drop(columns="experiment")  # one experiment: say it once, not on every line
+    render = dict(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
+    if width is None:
+        return shown.to_string(**render)
+    for column in shown.columns:
+        if column != "run_id" and not pd.api.types.is_numeric_dtype(shown[column]):  # ids stay whole
+            shown[column] = shown[column].map(lambda v: v if not isinstance(v, str) or len(v) <= MAX_CELL
+                                              else v[:MAX_CELL - 1] + "…")
+    ranked = [c for c in COLUMN_PRIORITY if c in shown] + [c for c in shown if c not in COLUMN_PRIORITY]
+    kept: list[str] = []
+    for column in ranked:
+        trial = [c for c in shown.columns if c in kept or c == column]
+        if not kept or max(map(len, shown[trial].to_string(**render).splitlines())) <= width:
+            kept.append(column)
+    text = shown[[c for c in shown.columns if c in kept]].to_string(**render)
+    hidden = [c for c in ranked if c not in kept]
+    return text + (f"\n({len(hidden)} more columns: {', '.join(hidden)}; a wider terminal shows them)" if hidden else "")
 
 
-def print_runs(experiment: str | None = None, tracking_uri: str | None = None, file: TextIO | None = None) -> pd.DataFrame:
-    """Print :func:`runs_table` (see :func:`format_runs`) and return it."""
+def print_runs(experiment: str | None = None, tracking_uri: str | None = None, file: TextIO | None = None,
+               width: int | None = None) -> pd.DataFrame:
+    """Print :func:`runs_table` (see :func:`format_runs`) and return it. On a terminal the table fits its width
+    (``width`` None); into a pipe or file it is printed whole."""
     frame = runs_table(experiment, tracking_uri)
-    print(format_runs(frame), file=file or sys.stdout)
+    out = file or sys.stdout
+    if width is None and out.isatty():
+        width = shutil.get_terminal_size().columns
+    print(format_runs(frame, width), file=out)
     return frame
 
 

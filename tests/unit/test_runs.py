@@ -106,6 +106,26 @@ def test_runs_columns_and_text():
     assert runs.format_runs(table.iloc[:0]) == "no runs"
 
 
+def test_runs_fit_an_80_column_terminal_keeping_the_run_id():
+    n = 3
+    found = pd.DataFrame({
+        "run_id": [f"{i:032x}" for i in range(n)], "experiment_id": ["1"] * n, "status": ["FINISHED"] * n,
+        "start_time": pd.to_datetime(["2026-01-02 03:04:05"] * n, utc=True),
+        "tags.mlflow.runName": ["a-very-long-run-name-from-a-sweep-point-optim.lr=0.01"] * n,
+        **{f"tags.{t}": ["classifier"] * n for t in ("kind", "model", "dataset")},
+        **{f"params.{k}": ["0.05"] * n for k in runs.KEY_CONFIG},
+        **{f"metrics.{k}": [0.123456] * n for k in runs.KEY_METRICS},
+    })
+    table = runs._select_columns(found, {"1": "cnn"})
+    wide = runs.format_runs(table)
+    assert max(map(len, wide.splitlines())) > 160  # what used to wrap
+    text = runs.format_runs(table, width=80)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines[:-1]) and lines[-1].startswith("(")
+    assert f"{2:032x}" in text and "FINISHED" in text and "a-very-long-run-name-fr…" in text
+    assert "more columns:" in lines[-1] and "test/loss" in lines[-1]
+
+
 # --- figures ------------------------------------------------------------------------------------------------------
 def test_density_integrates_to_one_per_row():
     edges = np.array([0.0, 0.5, 1.5, 3.0])
