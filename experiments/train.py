@@ -286,6 +286,40 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     if worker_run_id is not None:
         return _train_worker(cfg, module, datamodule, worker_run_id)
 
+    opened = _open_run(cfg, command, tags)
+    try:
+        result = _fit_into_run(cfg, opened, swept, module, datamodule)
+    finally:
+        opened.lock.release()
+    views.try_publish_view(opened.client, opened.experiment_id)  # the UI's chart view: curves first, images uncaptioned
+    return result
+
+
+@dataclass(frozen=True)
+class _OpenedRun:
+    """A started MLflow run and what training into it needs: the store, the experiment, the resume plan (None for a
+    new run), the run's checkpoint folder and its lock (held)."""
+
+    client: Any
+    uri: str
+    run: Any
+    experiment_id: str
+    experiment_name: str
+    plan: store.ResumePlan | None
+    checkpoint_dir: Path
+    lock: store.RunLock
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+
+def _open_run(cfg: DictConfig, command: str | None, tags: Mapping[str, str] | None) -> _OpenedRun:
+    """Check the store and the folders, then start the run: a new one, the one ``mlflow run`` made, or (``resume``)
+    the dead run to continue, whose lock is then held.
+
+    :raises InputError: an unreachable server, an unwritable folder, an impossible resume — before any run starts.
+    """
     uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
     store.check_reachable(uri)  # an unreachable server fails in seconds, before anything else
     artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
@@ -294,7 +328,6 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     store.check_writable(checkpoint_root, "tracking.checkpoint_dir")
     if store.local_path(artifact_root) is not None:
         store.check_writable(store.local_path(artifact_root), "tracking.artifact_root")
-    flat = flatten(cfg)
     mlflow.set_tracking_uri(uri)
     plan = None
     outer_run_id = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`, which made the run we must log into
@@ -310,54 +343,51 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
             if found is None:
                 raise InputError(f"resume={cfg.resume}: experiment {experiment_name!r} does not exist in {uri}")
             experiment_id = found.experiment_id
-            plan = store.plan_resume(client, experiment_id, cfg.resume, flat, checkpoint_root)
+            plan = store.plan_resume(client, experiment_id, cfg.resume, flatten(cfg), checkpoint_root)
         else:
             experiment_id = with_retries(store.experiment_id_for, client, experiment_name, artifact_root)
         store.enable_wal(uri)
-    location = store.local_path(with_retries(client.get_experiment, experiment_id).artifact_location)
-    if location is not None:  # an existing experiment keeps its own artifact folder
-        store.check_writable(location, f"the artifact folder of experiment {experiment_name!r}")
-
-    if plan is not None:
-        run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
-    elif outer_run_id:
-        run = with_retries(mlflow.start_run, run_id=outer_run_id, tags={**run_tags(cfg, command), **(tags or {})},
-                           log_system_metrics=cfg.tracking.system_metrics)
-    else:
-        run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
-                           tags={**run_tags(cfg, command), **(tags or {})},
-                           log_system_metrics=cfg.tracking.system_metrics)
-    run_id = run.info.run_id
-    checkpoint_dir = checkpoint_root / run_id
-    lock = plan.lock if plan is not None else store.RunLock(checkpoint_root, run_id)
-    if plan is None and not lock.acquire():  # a new run's lock is free: only `mlflow run` reuses a run id
-        raise InputError(f"run {run_id} is already being trained ({lock.holder()})")
     try:
-        result = _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
-                               experiment_name, uri)
-    finally:
-        lock.release()
-    views.try_publish_view(client, experiment_id)  # the UI's chart view: training curves first, images uncaptioned
-    return result
+        location = store.local_path(with_retries(client.get_experiment, experiment_id).artifact_location)
+        if location is not None:  # an existing experiment keeps its own artifact folder
+            store.check_writable(location, f"the artifact folder of experiment {experiment_name!r}")
+        new_tags = {**run_tags(cfg, command), **(tags or {})}
+        if plan is not None:
+            run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
+        elif outer_run_id:
+            run = with_retries(mlflow.start_run, run_id=outer_run_id, tags=new_tags,
+                               log_system_metrics=cfg.tracking.system_metrics)
+        else:
+            run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
+                               tags=new_tags, log_system_metrics=cfg.tracking.system_metrics)
+    except BaseException:
+        if plan is not None:
+            plan.lock.release()
+        raise
+    lock = plan.lock if plan is not None else store.RunLock(checkpoint_root, run.info.run_id)
+    if plan is None and not lock.acquire():  # only `mlflow run` hands us a run id another process could hold
+        with_retries(mlflow.end_run, "FAILED")
+        raise InputError(f"run {run.info.run_id} is already being trained ({lock.holder()})")
+    return _OpenedRun(client, uri, run, experiment_id, experiment_name, plan, checkpoint_root / run.info.run_id, lock)
 
 
-def _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, checkpoint_dir, experiment_id,
-                  experiment_name, uri) -> TrainResult:
-    """Fit, test and log into the started ``run``; it ends FINISHED, FAILED or KILLED (see :func:`store.ended`)."""
-    run_id = run.info.run_id
+def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], module: Any,
+                  datamodule: Any) -> TrainResult:
+    """Fit, test and log into the started run; it ends FINISHED, FAILED or KILLED (see :func:`store.ended`)."""
+    run_id, plan, checkpoint_dir = opened.run_id, opened.plan, opened.checkpoint_dir
     guard = _guard(cfg)
-    with _signals_restored(guard), store.ended(client, run_id, end=mlflow.end_run):
+    with _signals_restored(guard), store.ended(opened.client, run_id, end=mlflow.end_run):
         try:
             if plan is not None:
-                store.start_resumed(client, plan)
+                store.start_resumed(opened.client, plan)
                 log.info("resuming run %s from %s", run_id, plan.checkpoint or "its start")
             else:
-                params, config_tags = split_params(flat, swept)
+                params, config_tags = split_params(flatten(cfg), swept)
                 with_retries(mlflow.log_params, params)
                 with_retries(mlflow.set_tags, config_tags)
                 with_retries(mlflow.log_text, to_yaml(cfg), tracking.CONFIG_ARTIFACT)
             checkpoint = _checkpoint_callback(checkpoint_dir)
-            logger = EpochMLFlowLogger(experiment_name=experiment_name, tracking_uri=uri, run_id=run_id,
+            logger = EpochMLFlowLogger(experiment_name=opened.experiment_name, tracking_uri=opened.uri, run_id=run_id,
                                        skip_steps=plan.logged_steps if plan else None)
             trainer = _trainer(cfg, guard, checkpoint, logger)
             with guards.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
@@ -382,4 +412,4 @@ def _fit_into_run(cfg, client, run, plan, flat, swept, module, datamodule, check
             interrupted = RunInterrupted(signum, run_id, last if last.is_file() else None)
             log.warning("latentdream: %s", interrupted)
             raise interrupted from None
-    return TrainResult(run_id, experiment_id, metrics, module, datamodule, trainer)
+    return TrainResult(run_id, opened.experiment_id, metrics, module, datamodule, trainer)
