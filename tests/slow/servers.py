@@ -29,8 +29,13 @@ def _postgres_bin() -> Path:
 
 
 def _as_postgres() -> list[str]:
-    """initdb and the server refuse to run as root: run them as the ``postgres`` user the Debian package made."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    """initdb and the server refuse to run as root: run them as the ``postgres`` user the Debian package made
+    (``runuser`` lives in sbin, which a minimal PATH such as CI's may lack)."""
+    if os.geteuid() != 0:
+        return []
+    runuser = shutil.which("runuser") or next((p for p in ("/usr/sbin/runuser", "/sbin/runuser") if Path(p).exists()),
+                                              "runuser")
+    return [runuser, "-u", "postgres", "--"]
 
 
 @contextlib.contextmanager
