@@ -132,9 +132,9 @@ def validate(cfg: DictConfig) -> None:
         section(cfg, name)
     for key in ("data.batch_size", "trainer.max_epochs"):
         _positive(cfg, key)
-    for key in ("data.num_workers", "data.val_fraction"):
-        _positive(cfg, key, allow_zero=True)
-    require(cfg.data.val_fraction < 1, "data.val_fraction", cfg.data.val_fraction, "it must be < 1")
+    _positive(cfg, "data.num_workers", allow_zero=True)
+    # the best checkpoint, the plateau schedule and the logged model's signature all need validation batches
+    require(0 < cfg.data.val_fraction < 1, "data.val_fraction", cfg.data.val_fraction, "it must be in (0, 1)")
 
     if cfg.model.name == "conv_autoencoder":
         _positive(cfg, "model.z_dim")

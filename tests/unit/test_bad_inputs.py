@@ -114,6 +114,7 @@ CASES = [
     ("zero batch size", ["train", "cnn_mnist_bundled", "data.batch_size=0"], "data.batch_size", ()),
     ("unknown optimizer", ["train", "cnn_mnist_bundled", "optim.name=lbfgs"], "optim.name", ()),
     ("val fraction 1.5", ["train", "cnn_mnist_bundled", "data.val_fraction=1.5"], "data.val_fraction", ()),
+    ("no validation", ["train", "cnn_mnist_bundled", "data.val_fraction=0"], "data.val_fraction=0.0", ()),
     ("image size 30", ["train", "ae_case1_mnist_bundled", "data.image_size=30"], "data.image_size=30", ()),
     ("unknown layer", ["train", "cnn_mnist_bundled", "oip.layers=[conv9]"], "oip.layers", ()),
     ("map 999", ["train", "cnn_mnist_bundled", "oip.maps=[999]"], "oip.maps", ()),
