@@ -156,6 +156,7 @@ def sweep_param(key: str) -> str:
 
 # values of TAG_KIND
 KIND_AUTOENCODER, KIND_CLASSIFIER, KIND_COMPARISON, KIND_DREAM = "autoencoder", "classifier", "comparison", "dream"
+TRAINED_KINDS = (KIND_AUTOENCODER, KIND_CLASSIFIER)  # runs that trained a network: resumable, comparable, registrable
 KIND_SWEEP = "sweep"  # a sweep's parent run; its children keep their own kind
 
 

@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Callable
 
 from analysis import tracking
-from experiments import store
 from latentdream.errors import InputError
 
 
@@ -128,6 +127,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     from experiments.registry import register_run
 
+    from experiments import store
+
     uri, client = store.client_for()
     version = register_run(client, uri, args.run_id, args.name, args.alias)
     alias = f" with alias {args.alias} (models:/{args.name}@{args.alias})" if args.alias else ""
@@ -236,7 +237,9 @@ def reported(command: Callable[[], int]) -> int:
         if run_id is None:
             raise  # before any run existed: a bug, which keeps its traceback
         # The run is FAILED with the reason as a tag and the traceback as an artifact; its last good checkpoint is kept.
-        print(f"latentdream: error: run {run_id} FAILED: {store.failure_reason(err).splitlines()[0]} "
+        from experiments.store import failure_reason
+
+        print(f"latentdream: error: run {run_id} FAILED: {failure_reason(err).splitlines()[0]} "
               f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
         return 1
 

@@ -20,7 +20,6 @@ from experiments import store
 from latentdream.errors import InputError
 
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
-TRAINED_KINDS = (tracking.KIND_AUTOENCODER, tracking.KIND_CLASSIFIER)
 
 
 def resolve_run_id(client: Any, reference: str) -> str:
@@ -80,7 +79,7 @@ def register_run(client: Any, uri: str, run_id: str, name: str, alias: str | Non
     """
     from mlflow.exceptions import MlflowException
 
-    run = store.find_run(client, uri, run_id, kinds=TRAINED_KINDS)
+    run = store.find_run(client, uri, run_id, kinds=tracking.TRAINED_KINDS)
     model = logged_model(client, run)
     try:
         client.get_registered_model(name)

@@ -28,7 +28,6 @@ from experiments.config import recorded_config
 from latentdream.errors import InputError
 
 COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the comparison runs
-COMPARABLE_KINDS = (tracking.KIND_AUTOENCODER, tracking.KIND_CLASSIFIER)
 
 # The columns of `latentdream runs`: the config values people vary (params or config tags) and the metrics they
 # judge a run by.
@@ -210,7 +209,7 @@ def _check_runs(client: Any, uri: str, run_ids: Sequence[str]) -> tuple[list[Any
     ids = list(dict.fromkeys(run_ids))
     if len(ids) < 2:
         raise InputError(f"compare needs at least 2 different run ids; got {len(ids)}: {' '.join(ids) or 'none'}")
-    runs = [store.find_run(client, uri, run_id, kinds=COMPARABLE_KINDS) for run_id in ids]
+    runs = [store.find_run(client, uri, run_id, kinds=tracking.TRAINED_KINDS) for run_id in ids]
     kinds = {r.info.run_id: r.data.tags.get(tracking.TAG_KIND) for r in runs}
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"{_label(i)}={k}" for i, k in kinds.items())

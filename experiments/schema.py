@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from analysis.settings import DreamSettings, LatentSettings, OIPSettings
-from lightning_modules.autoencoder import ReconstructionLoss
-from lightning_modules.base import Precision
+from lightning_modules.losses import ReconstructionLoss
+from lightning_modules.precision import Precision
 from lightning_modules.networks import Activation
 from lightning_modules.optim import OptimizerSettings, ScheduleSettings
 

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from analysis import tracking
-from experiments.config import recorded_config
 from latentdream.errors import InputError
 
 T = TypeVar("T")
@@ -366,14 +365,15 @@ def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict
 
 
 def find_run_to_resume(client: Any, experiment_id: str, resume: str, checkpoint_root: Path) -> tuple[Any, RunLock]:
-    """The run named by ``resume`` and its lock, taken: a run id, or ``last`` = the newest run of the experiment that
-    is not FINISHED and not still training.
+    """The run named by ``resume`` and its lock, taken: a run id, or ``last`` = the newest training run of the
+    experiment that is not FINISHED and not still training (a sweep's parent or a dream's child run never is one).
 
-    :raises InputError: no such run, a run of another experiment, a FINISHED run, or a run still training.
+    :raises InputError: no such run, a run of another experiment or kind, a FINISHED run, or a run still training.
     """
     if resume == "last":
         runs = client.search_runs([experiment_id], filter_string="attributes.status != 'FINISHED'",
                                   order_by=["attributes.start_time DESC"], max_results=1000)
+        runs = [r for r in runs if r.data.tags.get(tracking.TAG_KIND) in tracking.TRAINED_KINDS]
         for run in runs:
             lock = RunLock(checkpoint_root, run.info.run_id)
             if lock.acquire():
@@ -388,6 +388,9 @@ def find_run_to_resume(client: Any, experiment_id: str, resume: str, checkpoint_
         raise InputError(f"resume={resume!r}: no such run in this store; give a run id or 'last'") from None
     if run.info.experiment_id != experiment_id:
         raise InputError(f"resume={resume!r}: the run belongs to another experiment (id {run.info.experiment_id})")
+    if run.data.tags.get(tracking.TAG_KIND) not in tracking.TRAINED_KINDS:
+        raise InputError(f"resume={resume!r}: the run is a {run.data.tags.get(tracking.TAG_KIND) or 'non-latentdream'} "
+                         "run, not a training run")
     if run.info.status == "FINISHED":
         raise InputError(f"resume={resume!r}: the run is FINISHED; only killed, failed or unfinished runs resume")
     lock = RunLock(checkpoint_root, resume)
@@ -411,6 +414,8 @@ def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[st
     run, lock = find_run_to_resume(client, experiment_id, resume, checkpoint_root)
     try:
         run_id = run.info.run_id
+        from experiments.config import recorded_config  # the schema imports Lightning: only when resuming
+
         changed, added = compare_params(recorded_config(run), config)
         checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT
         steps = logged_steps(client, run)

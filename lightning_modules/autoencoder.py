@@ -7,30 +7,10 @@ from the decoder's logits (``binary_cross_entropy_with_logits``): BCE on a sigmo
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import torch
-from torch.nn import functional as F
 
 from lightning_modules.base import TrainableModule
-
-
-class ReconstructionLoss(StrEnum):
-    """The autoencoder's loss (config key ``model.loss``)."""
-
-    mse = "mse"
-    bce = "bce"
-
-
-def _mse(network, x: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(network(x).float(), x)
-
-
-def _bce(network, x: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(network.decode_logits(network.encode(x)).float(), x)
-
-
-_LOSS_FUNCTIONS = {ReconstructionLoss.mse: _mse, ReconstructionLoss.bce: _bce}
+from lightning_modules.losses import LOSS_FUNCTIONS, ReconstructionLoss
 
 
 class AutoencoderModule(TrainableModule):
@@ -46,7 +26,7 @@ class AutoencoderModule(TrainableModule):
 
     def __init__(self, *args, loss: ReconstructionLoss | str = ReconstructionLoss.mse, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if loss not in _LOSS_FUNCTIONS:
+        if loss not in LOSS_FUNCTIONS:
             raise ValueError(f"unknown loss {loss!r}; allowed: {', '.join(ReconstructionLoss)}")
         self.loss_name = ReconstructionLoss(loss)
 
@@ -56,7 +36,7 @@ class AutoencoderModule(TrainableModule):
     def reconstruction_loss(self, batch) -> torch.Tensor:
         """Mean reconstruction loss of a batch of images (B, C, H, W) in [0, 1]."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return _LOSS_FUNCTIONS[self.loss_name](self.network, x)
+        return LOSS_FUNCTIONS[self.loss_name](self.network, x)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         loss = self.reconstruction_loss(batch)

@@ -1,10 +1,9 @@
-"""What both LightningModules share: optimizer/scheduler wiring, per-epoch metric means, the input memory layout,
-and the precisions their losses are safe in."""
+"""What both LightningModules share: optimizer/scheduler wiring, per-epoch metric means, the input memory layout
+(the precisions their losses are safe in: :mod:`lightning_modules.precision`)."""
 
 from __future__ import annotations
 
 import inspect
-from enum import StrEnum
 from typing import Any
 
 import lightning as L
@@ -12,15 +11,6 @@ import torch
 from torch import nn
 
 from lightning_modules.optim import OptimizerFactory, SchedulerFactory, weight_decay_groups
-
-Precision = StrEnum("Precision", [(name, name) for name in ("32-true", "bf16-mixed")])
-Precision.__doc__ = """Training precisions (config key ``trainer.precision``, Lightning's names).
-
-``bf16-mixed`` runs forward passes under bfloat16 autocast; the weights, the optimizer and the losses stay float32
-(the losses cast their inputs), and so do the analyses, which run outside autocast. Half-precision weights
-(``*-true``) would put the analyses in half precision, and ``16-mixed`` needs a GradScaler, which reads its
-overflow flag on the host every step; neither is offered."""
-
 
 class TrainableModule(L.LightningModule):
     """Holds ``network`` (a plain ``nn.Module``) and builds its optimizer from half-built factories.

@@ -41,14 +41,17 @@ def template_store(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("template_store")
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     exp = client.create_experiment("cnn_mnist_bundled", artifact_location=(root / "mlruns" / "cnn").as_uri())
-    finished = client.create_run(exp).info.run_id
+    trained = {"kind": "classifier"}
+    finished = client.create_run(exp, tags=trained).info.run_id
     client.log_metric(finished, "val/loss", 0.5, step=0)
     client.log_text(finished, "kept", "note.txt")
     client.set_terminated(finished)
-    failed = client.create_run(exp).info.run_id  # logged an epoch, but its checkpoint is gone
+    failed = client.create_run(exp, tags=trained).info.run_id  # logged an epoch, but its checkpoint is gone
     client.log_metric(failed, "val/loss", 0.7, step=0)
     client.set_terminated(failed, "FAILED")
-    return {"root": root, "finished": finished, "failed": failed}
+    sweep = client.create_run(exp, tags={"kind": "sweep"}).info.run_id  # a killed sweep's parent: trained nothing
+    client.set_terminated(sweep, "KILLED")
+    return {"root": root, "finished": finished, "failed": failed, "sweep": sweep}
 
 
 @pytest.fixture
@@ -58,7 +61,7 @@ def store(template_store, tmp_path, monkeypatch) -> dict:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copy(template_store["root"] / "mlflow.db", tmp_path / "mlflow.db")
-    finished, failed = template_store["finished"], template_store["failed"]
+    finished, failed, sweep = template_store["finished"], template_store["failed"], template_store["sweep"]
 
     inputs = tmp_path / "inputs"
     (inputs / "empty").mkdir(parents=True)
@@ -91,7 +94,7 @@ def store(template_store, tmp_path, monkeypatch) -> dict:
     folders = {"tmp": tmp_path, "empty": inputs / "empty", "wrong_magic": wrong_magic, "truncated": truncated,
                "bad_gzip": bad_gzip, "corrupt_faces": corrupt.parent, "text_image": inputs / "notes.jpg",
                "unlisted_faces": unlisted, "under_a_file": inputs / "a_file" / "sub",
-               "finished": finished, "failed": failed}
+               "finished": finished, "failed": failed, "sweep": sweep}
     return {"db": tmp_path / "mlflow.db", "artifacts": template_store["root"] / "mlruns", "folders": folders}
 
 
@@ -128,6 +131,7 @@ CASES = [
     ("analyze unknown run", ["analyze", "0123456789abcdef0123456789abcdef"], "does not exist", ()),
     ("resume unknown run", ["train", "cnn_mnist_bundled", "resume=0123456789abcdef", *TINY_RUN], "no such run", ()),
     ("resume finished run", ["train", "cnn_mnist_bundled", "resume={finished}", *TINY_RUN], "FINISHED", ()),
+    ("resume a sweep's parent", ["train", "cnn_mnist_bundled", "resume={sweep}", *TINY_RUN], "not a training run", ()),
     ("resume without checkpoint", ["train", "cnn_mnist_bundled", "resume={failed}", *TINY_RUN], "no checkpoint", ()),
     ("resume another experiment", ["train", "ae_case1_mnist_bundled", "resume={failed}", *TINY_RUN],
      "does not exist", ()),

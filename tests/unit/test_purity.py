@@ -33,3 +33,9 @@ def test_pure_modules_import_neither_lightning_nor_mlflow():
 def test_latent_statistics_and_their_figures_need_no_torch():
     assert _imported_after(["analysis.latent_stats", "analysis.plots.latent"], ("torch",)) == ""
     assert _imported_after(["analysis.oip"], ("torch",)) != ""  # the check does see an import
+
+
+def test_the_command_line_and_config_load_without_lightning_or_mlflow():
+    # every command starts with these; bad input must fail in a fraction of the seconds Lightning takes to import
+    assert _imported_after(["experiments.cli", "experiments.config", "experiments.store"],
+                           ("lightning", "pytorch_lightning", "mlflow")) == ""
