@@ -709,13 +709,16 @@ PCA_TARGET = 0.9  # the share of variance ``n_pca_90`` counts components for
 
 
 def analyze_latents(
-    z: np.ndarray, settings: LatentSettings, *, value_range: Sequence[float] | None = None, progress: bool = False
+    z: np.ndarray, settings: LatentSettings, *, value_range: Sequence[float] | None = None, progress: bool = False,
+    with_uniform_counts: bool = True,
 ) -> LatentReport:
     """Run the whole analysis of the post on ``z`` (n, N) with the ``analysis`` settings (bins, thresholds, b, k,
     ``n_random`` — null: n — and seed). The hit grid, the radius samples and the uniform vectors' histograms get
     independent generators spawned from the seed.
 
     :param value_range: the histogram range to use instead of ``settings.range`` (e.g. widened to cover the data).
+    :param with_uniform_counts: also histogram the uniform vectors' components (for the figure; another draw of
+        ``n_random`` vectors per b); False leaves ``uniform_counts`` empty.
     """
     s = settings
     z = _check_z(z)
@@ -746,5 +749,6 @@ def analyze_latents(
         dominant_idx=dominant_idx,
         correlation=dominant_correlation(z, dominant_idx),
         top_two=top_two_dominant(mu, hw, components["dominant"].to_numpy()),
-        uniform_counts=uniform_histograms(z.shape[1], s.b, n_random, edges, np.random.default_rng(histogram_seed)),
+        uniform_counts=uniform_histograms(z.shape[1], s.b, n_random, edges, np.random.default_rng(histogram_seed))
+        if with_uniform_counts else {},
     )

@@ -31,7 +31,7 @@ COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the compariso
 
 # The columns of `latentdream runs`: the config values people vary (params or config tags) and the metrics they
 # judge a run by.
-KEY_CONFIG = ("optim.name", "optim.lr", "trainer.max_epochs", "data.batch_size")
+KEY_CONFIG = tracking.PARAM_KEYS  # params of every run, old and new
 KEY_METRICS = (tracking.TRAIN_LOSS, tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC)
 KEY_TAGS = (tracking.TAG_KIND, tracking.TAG_MODEL, tracking.TAG_DATASET)
 
@@ -72,16 +72,11 @@ def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
     })
     for tag in KEY_TAGS:
         out[tag] = found.get(f"tags.{tag}")
-    for key in KEY_CONFIG:  # a param of the run, or a config tag (runs since the params became few)
-        column = found.get(f"params.{key}")
-        tag = found.get(f"tags.{key}")
-        column = tag if column is None else column if tag is None else column.fillna(tag)
-        if column is not None and column.notna().any():
-            out[key] = column
-    for key in KEY_METRICS:
-        column = found.get(f"metrics.{key}")
-        if column is not None and column.notna().any():
-            out[key] = column
+    for prefix, keys in (("params", KEY_CONFIG), ("metrics", KEY_METRICS)):
+        for key in keys:
+            column = found.get(f"{prefix}.{key}")
+            if column is not None and column.notna().any():
+                out[key] = column
     return out.reset_index(drop=True)
 
 

@@ -168,13 +168,15 @@ def _is_locked(err: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
-def with_retries(fn: Callable[..., T], *args: Any, attempts: int = 8, base_delay: float = 0.2, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)``, retried with jittered exponential backoff while sqlite reports it is locked."""
+def with_retries(fn: Callable[..., T], *args: Any, attempts: int = 8, base_delay: float = 0.2,
+                 retry_if: Callable[[BaseException], bool] = _is_locked, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)``, retried with jittered exponential backoff while ``retry_if(error)`` holds (default:
+    sqlite reports it is locked)."""
     for attempt in range(attempts):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - MLflow wraps sqlite's OperationalError in its own exceptions
-            if attempt == attempts - 1 or not _is_locked(err):
+            if attempt == attempts - 1 or not retry_if(err):
                 raise
             time.sleep(base_delay * 2**attempt * (0.5 + random.random()))
     raise AssertionError("unreachable")
@@ -430,18 +432,24 @@ def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[st
     return ResumePlan(run, lock, checkpoint, changed, added, steps)
 
 
-def start_resumed(client: Any, plan: ResumePlan) -> None:
-    """Record a resumption in its run before training continues: the count ``resumed``, ``resume.<key>`` for each key
-    that changed, config tags for keys the schema gained since; the last ``failure_reason`` moves to
-    ``previous_failure`` (the run is no longer failed); a logged model left PENDING by a kill is deleted."""
-    tags = plan.run.data.tags
-    new = {tracking.TAG_RESUMED: str(int(tags.get(tracking.TAG_RESUMED, "0")) + 1), **plan.new_keys,
-           **{tracking.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}}
-    if tracking.TAG_FAILURE in tags:
-        new[tracking.TAG_PREVIOUS_FAILURE] = tags[tracking.TAG_FAILURE]
-        with_retries(client.delete_tag, plan.run_id, tracking.TAG_FAILURE)
+def mark_resumed(client: Any, run: Any, tags: Mapping[str, str] | None = None) -> None:
+    """Record that ``run`` runs again: the count ``resumed``, the given ``tags``, and its last ``failure_reason``
+    moved to ``previous_failure`` (the run is no longer failed). Used for training runs and sweeps alike."""
+    run_id, old = run.info.run_id, run.data.tags
+    new = {tracking.TAG_RESUMED: str(int(old.get(tracking.TAG_RESUMED, "0")) + 1), **(tags or {})}
+    if tracking.TAG_FAILURE in old:
+        new[tracking.TAG_PREVIOUS_FAILURE] = old[tracking.TAG_FAILURE]
+        with_retries(client.delete_tag, run_id, tracking.TAG_FAILURE)
     for key, value in new.items():
-        with_retries(client.set_tag, plan.run_id, key, value)
+        with_retries(client.set_tag, run_id, key, value)
+
+
+def start_resumed(client: Any, plan: ResumePlan) -> None:
+    """Record a resumption in its run before training continues (:func:`mark_resumed`, with ``resume.<key>`` for
+    each key that changed and config tags for keys the schema gained since); a logged model left PENDING by a kill
+    is deleted."""
+    changed = {tracking.TAG_RESUME_PREFIX + k: v for k, v in plan.changed.items()}
+    mark_resumed(client, plan.run, {**plan.new_keys, **changed})
     from mlflow.entities import LoggedModelStatus
 
     models = client.search_logged_models([plan.run.info.experiment_id], filter_string=f"source_run_id = '{plan.run_id}'")

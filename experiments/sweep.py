@@ -41,7 +41,7 @@ import pandas as pd
 
 from analysis import sweep_stats, tracking
 from analysis.plots import sweep as plots
-from experiments import registry, store
+from experiments import registry, store, views
 from experiments.config import load_experiment, recorded_config
 from experiments.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
 from experiments.store import RunInterrupted, with_retries
@@ -161,6 +161,7 @@ def _train_child(experiment: str, overrides: list[str], swept: tuple[str, ...], 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # until train installs its own
     os.environ.clear()  # the fork server started with an older environment: take the sweep's current one
     os.environ.update(environ)
+    os.environ.pop("MLFLOW_RUN_ID", None)  # a sweep under `mlflow run`: each child makes its own run
     import torch
 
     from experiments import cli
@@ -173,7 +174,7 @@ def _train_child(experiment: str, overrides: list[str], swept: tuple[str, ...], 
         cfg = load_experiment(experiment, overrides)
         if cfg.tracking.run_name is None:
             cfg.tracking.run_name = name
-        train(cfg, command=command, swept=swept, tags=tags)
+        train(cfg, command=command, swept=swept, tags=tags, publish_view=False)  # the sweep publishes once
         return 0
 
     sys.exit(cli.reported(one_run))
@@ -443,18 +444,15 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
                 _register_best(client, uri, parent, register, alias, metric, mode)
     finally:
         lock.release()
+        views.try_publish_view(client, experiment_id)  # the children's curves and images in the UI's chart view
     return parent_id
 
 
 def _restart_parent(client: Any, parent: Any) -> None:
     """A resumed sweep runs again: status RUNNING, ``resumed`` counted, a ``failure_reason`` moved to
     ``previous_failure`` (as train does for a resumed run)."""
-    tags, run_id = parent.data.tags, parent.info.run_id
-    with_retries(client.update_run, run_id, status="RUNNING")
-    with_retries(client.set_tag, run_id, tracking.TAG_RESUMED, str(int(tags.get(tracking.TAG_RESUMED, "0")) + 1))
-    if tracking.TAG_FAILURE in tags:
-        with_retries(client.set_tag, run_id, tracking.TAG_PREVIOUS_FAILURE, tags[tracking.TAG_FAILURE])
-        with_retries(client.delete_tag, run_id, tracking.TAG_FAILURE)
+    with_retries(client.update_run, parent.info.run_id, status="RUNNING")
+    store.mark_resumed(client, parent)
 
 
 def _resume_jobs(client: Any, parent: Any, planned: Sequence[PlannedRun]) -> list[_Job]:

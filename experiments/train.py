@@ -262,12 +262,14 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
 
 
 def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = (),
-          tags: Mapping[str, str] | None = None) -> TrainResult:
+          tags: Mapping[str, str] | None = None, publish_view: bool = True) -> TrainResult:
     """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
     id and final metrics.
 
     :param swept: config keys a sweep varies: logged as params beside :data:`analysis.tracking.PARAM_KEYS`.
     :param tags: extra tags of a new run (a sweep's ``mlflow.parentRunId`` and ``sweep.point``).
+    :param publish_view: refresh the experiment's chart view in the MLflow UI afterwards (a sweep does it once for
+        all its runs instead).
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
@@ -291,7 +293,8 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
         result = _fit_into_run(cfg, opened, swept, module, datamodule)
     finally:
         opened.lock.release()
-    views.try_publish_view(opened.client, opened.experiment_id)  # the UI's chart view: curves first, images uncaptioned
+    if publish_view:  # the UI's chart view: curves first, images uncaptioned
+        views.try_publish_view(opened.client, opened.experiment_id)
     return result
 
 

@@ -24,11 +24,12 @@ import base64
 import hashlib
 import json
 import logging
-import random
 import time
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from experiments import store
 
 VIEW_KEY = "latentdream"
 VIEW_NAME = "latentdream: curves, analyses"
@@ -190,18 +191,9 @@ def experiment_keys(client: Any, experiment_id: str) -> tuple[dict[str, bool], d
     return metrics, {key: start_step(steps) for key, steps in per_run.items()}
 
 
-def _set_tag(client: Any, experiment_id: str, value: str, attempts: int = 8) -> None:
-    """Set the view tag; two processes publishing at once can collide in sqlite ("database is locked", or both
-    inserting the new row), so retry: the last writer wins."""
-    for attempt in range(attempts):
-        try:
-            client.set_experiment_tag(experiment_id, VIEW_TAG, value)
-            return
-        except Exception as err:  # noqa: BLE001 - MLflow wraps sqlite's errors in its own exceptions
-            text = str(err).lower()
-            if attempt == attempts - 1 or not any(w in text for w in ("locked", "unique", "integrity", "duplicate")):
-                raise
-            time.sleep(0.1 * 2**attempt * (0.5 + random.random()))
+def _collided(err: BaseException) -> bool:
+    """Two processes publishing at once collide in sqlite: "database is locked", or both inserting the new row."""
+    return any(word in str(err).lower() for word in ("locked", "unique", "integrity", "duplicate"))
 
 
 def publish_view(client: Any, experiment_id: str) -> str:
@@ -223,7 +215,9 @@ def publish_view(client: Any, experiment_id: str) -> str:
                 return VIEW_KEY
         except (ValueError, KeyError, TypeError, zlib.error):
             pass  # not ours or damaged: replace it
-    _set_tag(client, experiment_id, encode_view(state, created, now))
+    # the last writer wins
+    store.with_retries(client.set_experiment_tag, experiment_id, VIEW_TAG, encode_view(state, created, now),
+                       base_delay=0.1, retry_if=_collided)
     return VIEW_KEY
 
 

@@ -99,7 +99,8 @@ def record_latent_analysis(
     device = next(network.parameters()).device
     with eval_mode(network):
         z = encode_dataset(network.encode, batches, device, progress)
-        report = ls.analyze_latents(z, settings, value_range=covering_range(z, settings.range), progress=progress)
+        report = ls.analyze_latents(z, settings, value_range=covering_range(z, settings.range), progress=progress,
+                                    with_uniform_counts=final)
         images, inside, titles = _generated(network, z, report, settings, device) if final else ({}, {}, {})
     metrics = latent_metrics(report)
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
@@ -125,7 +126,7 @@ def record_latent_analysis(
         figures[tracking.latent_generated_png(name)] = image_grid(imgs, cmap="gray", suptitle=titles[name],
                                                                   normalize_each=False)
     summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
-               **{f"generated_{name}_in_region_k2": frac for name, frac in inside.items()}}
+               **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()}}
     keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))

@@ -37,13 +37,13 @@ class PeriodicAnalysis(Callback):
 
     def __init__(self, settings: PeriodicSettings) -> None:
         self.settings = settings
-        self.every_n_epochs = settings.every_n_epochs
         self._last_epoch: int | None = None
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
-        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0 and epoch + 1 < trainer.max_epochs:
+        every = self.settings.every_n_epochs
+        if every and (epoch + 1) % every == 0 and epoch + 1 < trainer.max_epochs:
             self._maybe_record(trainer, pl_module, epoch, final=False)
 
     @override

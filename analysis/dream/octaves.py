@@ -117,7 +117,7 @@ def dream_octaves(
         original=to_array(x),
         image=to_array(final),
         objective_before=before,
-        objective_after=float(evaluate(net, objective, final)[0]),
+        objective_after=values[-1],  # the last octave's image is the final one
         octave_shapes=tuple(shapes),
         octave_images=tuple(to_array(r) for r in results),
         octave_objectives=tuple(values),

@@ -117,15 +117,17 @@ def dream_tiled(
             snapshots.append(img.clamp(0.0, 1.0))
 
     final = img.clamp(0.0, 1.0)
+    snapshot_objectives = tuple(float(evaluate(model, objective, tiles(im, tile), chunk).mean()) for im in snapshots)
     return TiledDream(
         original=to_array(x),
         image=to_array(final),
         objective_before=before,
-        objective_after=float(evaluate(model, objective, tiles(final, tile), chunk).mean()),
+        # the last step is always a snapshot, and its image is the final one
+        objective_after=snapshot_objectives[-1] if snapshots else before,
         history=np.asarray(history, dtype=np.float32),
         offsets=np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
         n_tiles=int(tiles(x, tile).shape[0]),
         snapshot_steps=tuple(keep),
         snapshots=tuple(to_array(im) for im in snapshots),
-        snapshot_objectives=tuple(float(evaluate(model, objective, tiles(im, tile), chunk).mean()) for im in snapshots),
+        snapshot_objectives=snapshot_objectives,
     )

@@ -182,7 +182,7 @@ def _imports(module: str) -> set[str]:
             else:
                 continue
             found.update(names)
-            todo.extend(n for n in names if n.startswith("lightning_modules.") and n != "latentdream.errors")
+            todo.extend(n for n in names if n.startswith("lightning_modules."))
     return found
 
 
