@@ -1,11 +1,11 @@
 """One frozen dataclass per analysis — the config sections ``analysis`` (latent space), ``oip`` and ``dream``.
 
-Each class is at once the schema of its section (``experiments/schema.py`` uses it as the section's type, so
+Each class is at once the schema of its section (``experiments/run/schema.py`` uses it as the section's type, so
 OmegaConf checks keys, types and enum choices against it), the YAML keys, and the argument the analysis code reads
 its settings from: a setting is one field here, with its default and its rule in ``__post_init__``. The launcher keys
 ``enabled`` and ``every_n_epochs`` are shared through :class:`PeriodicSettings`.
 
-Rules that need the model (do the layers exist, is map 56 in range?) are checked by ``experiments.config``.
+Rules that need the model (do the layers exist, is map 56 in range?) are checked by ``experiments.run.config``.
 Pure: imports neither Lightning nor MLflow.
 """
 

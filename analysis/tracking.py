@@ -3,7 +3,7 @@
 Every metric key, tag and artifact path that latentdream writes or reads is defined here, because they are a
 contract: comparison scripts, the README and other people's notebooks read runs by these names. Nothing else names
 them; where a name depends on a value (a layer, a mode, b and k) a function here builds it. :class:`RunWriter` is
-how analyses write into a run; the store (where runs live, opening and ending them) is ``experiments.store``.
+how analyses write into a run; the store (where runs live, opening and ending them) is ``experiments.run.store``.
 """
 
 from __future__ import annotations

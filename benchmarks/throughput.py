@@ -7,10 +7,10 @@ Rows: the MNIST CNN and autoencoder case I (64 px RGB faces), batch 64 and 256, 
   permutation, ``index_select`` + ``float() / 255`` there, forward, loss, backward, the product's own optimizer
   (same factory, so fused where the product's is); bf16 rows under ``torch.autocast`` with channels-last weights
   and inputs. No framework, no logging, no NaN check.
-* product: ``experiments.train.train(cfg)`` — Lightning, the MLflow logger writing into a temporary sqlite store,
+* product: ``experiments.run.train.train(cfg)`` — Lightning, the MLflow logger writing into a temporary sqlite store,
   our DataModule (``data.on_device`` as given, default auto), the NaN guard, checkpoints — with the analyses and the
   model logging off, the progress bar off, ``data.num_workers=0`` and MLflow's system-metrics sampler off. A timer
-  callback is added to the run's callbacks (the one seam replaced: ``experiments.train.build_callbacks``).
+  callback is added to the run's callbacks (the one seam replaced: ``experiments.run.train.build_callbacks``).
 
 Timed: training steps only, after ``--warmup`` steps, from an epoch's first timed step to its last, the device
 synchronised at both ends; epoch boundaries (validation of one batch, checkpoint, metric logging) are not timed:
@@ -51,9 +51,9 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-import experiments.train as product
-from experiments.build import build_datamodule, build_network
-from experiments.config import load_experiment, section
+import experiments.run.train as product
+from experiments.run.build import build_datamodule, build_network
+from experiments.run.config import load_experiment, section
 from lightning_modules.data.bundled import load_bundled_mnist
 from lightning_modules.data.face_cache import CELEBA_IMAGE_DIR, build_face_cache
 from lightning_modules.data.idx import MNIST_FILES, write_idx
@@ -215,7 +215,7 @@ def bare_loop(cfg, device: torch.device, steps_per_epoch: int, epochs: int, warm
 
 
 def product_run(cfg, device: torch.device, warmup: int) -> Timing:
-    """``experiments.train.train(cfg)`` with a step timer as its only extra callback."""
+    """``experiments.run.train.train(cfg)`` with a step timer as its only extra callback."""
     timer = _StepTimer(warmup, device)
     with mock.patch.object(product, "build_callbacks", lambda cfg: [timer]):
         product.train(cfg, command="benchmarks/throughput.py")

@@ -8,7 +8,7 @@ config edit.
 SGD, Adam and AdamW are built with ``fused=True`` where torch has fused kernels for the parameters' device
 (:data:`FUSED_DEVICES`): one kernel per step instead of a dozen launches on a GPU, and a fused optimizer skips its
 update on the device when its ``found_inf`` flag is set, which the NaN guard uses
-(:class:`experiments.guards.RunGuard`).
+(:class:`experiments.run.guards.RunGuard`).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from analysis.encode import encode_dataset
-from experiments.config import load_experiment
-from experiments.guards import RunGuard
-from experiments.train import train
+from experiments.run.config import load_experiment
+from experiments.run.guards import RunGuard
+from experiments.run.train import train
 from latentdream.errors import NonFiniteLossError
 from lightning_modules.base import TrainableModule
 from lightning_modules.classifier import ClassifierModule

@@ -1,4 +1,4 @@
-"""``latentdream analyze | oip | dream`` through the command line (``experiments.cli.main``, in-process) against one
+"""``latentdream analyze | oip | dream`` through the command line (``experiments.commands.cli.main``, in-process) against one
 2-epoch CNN run and one tiny autoencoder run: exit code 0, and the artifacts and metrics land in the run; a dream
 whose later mode fails leaves nothing behind; every figure a run holds is at most 2,000 px on its long side."""
 
@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from analysis import tracking
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.train import train
+from experiments.commands.cli import main
+from experiments.run.config import load_experiment
+from experiments.run.train import train
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import tracking
-from experiments.analyze import analyze
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.train import train
+from experiments.commands.analyze import analyze
+from experiments.commands.cli import main
+from experiments.run.config import load_experiment
+from experiments.run.train import train
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

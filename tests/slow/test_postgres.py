@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from analysis import tracking
-from experiments.sweep import children, run_sweep
+from experiments.sweeps.sweep import children, run_sweep
 from tests.conftest import TINY
 from tests.slow.servers import mlflow_team_server, postgres_server
 

@@ -5,7 +5,7 @@ temporary folder (the local store ``./mlflow.db`` + ``./mlruns``), in order, so 
   tiny CNN run; ``RUN_A``/``RUN_B`` are two tiny CNN runs; ``EXPERIMENT`` is their experiment; ``photo.jpg`` is
   written from scikit-image's sample photos. Training and analysis lines get tiny settings appended.
 * ``[...]`` after a space is optional: the line runs without and with it (``ui`` only with it).
-* ``latentdream``/``.venv/bin/latentdream`` run in-process (``experiments.cli.main``), ``ui`` (and ``make ui``) as
+* ``latentdream``/``.venv/bin/latentdream`` run in-process (``experiments.commands.cli.main``), ``ui`` (and ``make ui``) as
   a process that must answer ``/health`` and stop on SIGTERM; ``mlflow`` with this interpreter; ``export`` sets the
   environment of later lines; anything else goes to ``bash`` in the folder.
 * Skipped: ``make`` targets that set up or run long jobs (``demo``, ``test``, ...), venv/pip setup lines, and lines
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
+from experiments.commands.cli import main
 from tests.conftest import TINY
 from tests.ui import free_port, wait_until_answers
 
@@ -105,7 +105,7 @@ def run_ui(args: list[str], line: str, cwd: Path) -> None:
     args = [*args[:args.index("--port") + 1], port, *args[args.index("--port") + 2:]] if "--port" in args \
         else [*args, "--port", port]
     with open(cwd / "ui.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", *args, "--workers", "1"], cwd=cwd,
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.commands.cli", *args, "--workers", "1"], cwd=cwd,
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/health", proc)
@@ -150,8 +150,8 @@ def run_line(line: str, cwd: Path) -> str:
 
 # --- the test ----------------------------------------------------------------------------------------------------
 def _tiny_runs() -> dict[str, str]:
-    from experiments.config import load_experiment
-    from experiments.train import train
+    from experiments.run.config import load_experiment
+    from experiments.run.train import train
 
     def run(name: str, *extra: str) -> str:
         return train(load_experiment(name, [*SMALL, *extra]), command="pytest (README)").run_id

@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from analysis import tracking
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.store import LAST_CHECKPOINT
+from experiments.commands.cli import main
+from experiments.run.config import load_experiment
+from experiments.run.store import LAST_CHECKPOINT
 from latentdream.errors import NonFiniteLossError
-from experiments.train import train
+from experiments.run.train import train
 from latentdream.errors import InputError
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ EPOCH_KEYS = (tracking.TRAIN_LOSS, tracking.TRAIN_ACC, tracking.VAL_LOSS, tracki
 
 
 def _cli(store: dict, *overrides: str, name: str = "cnn_mnist_bundled") -> list[str]:
-    return [sys.executable, "-m", "experiments.cli", "train", name, *FAST, *store["overrides"], *overrides]
+    return [sys.executable, "-m", "experiments.commands.cli", "train", name, *FAST, *store["overrides"], *overrides]
 
 
 def _env() -> dict:

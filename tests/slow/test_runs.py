@@ -20,9 +20,10 @@ import yaml
 from analysis import latent_stats as ls
 from analysis import tracking
 from analysis.settings import LatentSettings
-from experiments import runs, store
-from experiments.config import load_experiment
-from experiments.train import train
+from experiments.commands import runs
+from experiments.run import store
+from experiments.run.config import load_experiment
+from experiments.run.train import train
 from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
 from tests.conftest import TINY

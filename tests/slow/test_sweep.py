@@ -20,10 +20,10 @@ import torch
 from PIL import Image
 
 from analysis import tracking
-from experiments import runs
-from experiments.analyze import open_run
-from experiments.cli import main
-from experiments.sweep import SweepFailed, SweepInterrupted, children, run_sweep
+from experiments.commands import runs
+from experiments.commands.analyze import open_run
+from experiments.commands.cli import main
+from experiments.sweeps.sweep import SweepFailed, SweepInterrupted, children, run_sweep
 from latentdream.errors import InputError
 from tests.conftest import TINY
 

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from analysis import tracking
-from experiments.config import flatten, load_experiment, recorded_config
-from experiments.train import train
+from experiments.run.config import flatten, load_experiment, recorded_config
+from experiments.run.train import train
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import mlflow
 import pytest
 
 from analysis import tracking
-from experiments.cli import main
-from experiments.config import load_experiment
-from experiments.train import train
+from experiments.commands.cli import main
+from experiments.run.config import load_experiment
+from experiments.run.train import train
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

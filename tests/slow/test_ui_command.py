@@ -13,7 +13,7 @@ import mlflow
 import psutil
 import pytest
 
-from experiments import ui, views
+from experiments.mlflow_ui import ui, views
 from tests.ui import free_port, wait_until_answers
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_a_stop_signal_leaves_no_server_behind(tmp_path, signum):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     with open(tmp_path / "ui.out", "w") as out:  # a file, not a pipe: the server's output must never block it
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "ui", "--port", str(port), "--workers", "1"],
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.commands.cli", "ui", "--port", str(port), "--workers", "1"],
                                 cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until_answers(f"http://127.0.0.1:{port}/health", proc)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from analysis import tracking
-from experiments import views
+from experiments.mlflow_ui import views
 from tests.conftest import TINY
 from tests.ui import free_port, wait_until_answers
 
@@ -72,9 +72,9 @@ def _make_runs(path: Path) -> dict[str, str]:
     comparison, the view."""
     import mlflow
 
-    from experiments.config import load_experiment
-    from experiments.runs import compare_runs
-    from experiments.train import train
+    from experiments.run.config import load_experiment
+    from experiments.commands.runs import compare_runs
+    from experiments.run.train import train
 
     uri = f"sqlite:///{path / 'mlflow.db'}"
     where = [f"tracking.tracking_uri={uri}", f"tracking.artifact_root={path / 'mlruns'}",
@@ -105,7 +105,7 @@ def site(tmp_path_factory) -> Iterator[dict]:
     shots = Path(os.environ.get("LATENTDREAM_DOCS_IMAGES") or tempfile.mkdtemp(dir=path, prefix="shots-"))
     shots.mkdir(parents=True, exist_ok=True)
     with open(path / "ui.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "experiments.cli", "ui", "--port", str(port),
+        server = subprocess.Popen([sys.executable, "-m", "experiments.commands.cli", "ui", "--port", str(port),
                                    "--workers", "1"], cwd=path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -1,7 +1,7 @@
 """Bad input, table-driven: each case gives one line on stderr naming the problem, no traceback, exit code 2, and
 leaves an existing store (sqlite file and artifact tree) byte-for-byte unchanged.
 
-Cases run in-process through ``experiments.cli.main``; the store holds a FINISHED and a FAILED run of the
+Cases run in-process through ``experiments.commands.cli.main``; the store holds a FINISHED and a FAILED run of the
 ``cnn_mnist_bundled`` experiment, so the resume checks have something to refuse.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.cli import main
+from experiments.commands.cli import main
 from tests.conftest import write_idx
 
 # Any case that wrongly reaches training stays small (and must not leave anything behind).
@@ -179,7 +179,7 @@ def test_there_are_at_least_15_cases():
 
 def test_console_script_exits_2_without_traceback(tmp_path):
     script = Path(sys.executable).with_name("latentdream")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "experiments.cli"]
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "experiments.commands.cli"]
     proc = subprocess.run([*cmd, "train", "no_such_experiment"], capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, "MLFLOW_TRACKING_URI": ""}, timeout=120)
     assert proc.returncode == 2

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.cli import parse
+from experiments.commands.cli import parse
 
 
 @pytest.mark.parametrize("argv", [

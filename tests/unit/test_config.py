@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments.config import available_experiments, flatten, load_experiment
+from experiments.run.config import available_experiments, flatten, load_experiment
 from latentdream.errors import InputError
 
 SHIPPED = ["cnn_mnist", "cnn_mnist_bundled", "ae_case1_celeba", "ae_case2_celeba", "ae_case1_mnist_bundled"]

@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from matplotlib.figure import Figure
 from PIL import Image

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.config import load_experiment
-from experiments.guards import RunGuard
-from experiments.train import train
+from experiments.run.config import load_experiment
+from experiments.run.guards import RunGuard
+from experiments.run.train import train
 from latentdream.errors import NonFiniteLossError
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.data import modules

@@ -4,8 +4,8 @@ import lightning as L
 import pytest
 import torch
 
-from experiments.build import build_datamodule, build_module, build_network
-from experiments.config import load_experiment
+from experiments.run.build import build_datamodule, build_module, build_network
+from experiments.run.config import load_experiment
 from lightning_modules.autoencoder import AutoencoderModule
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.networks import ConvAutoencoder, MnistCNN

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from analysis.oip import (Objective, Response, activations, batch_channels, blur, capture, channel, clip, compose,
                           fluctuations, jitter, layer, make_init, parse_objective, pixel_image, uniform_noise)

@@ -136,7 +136,7 @@ def test_a_preset_is_one_row_and_explicit_values_win():
 
 
 def test_preset_through_the_config():
-    from experiments.config import load_experiment, section
+    from experiments.run.config import load_experiment, section
 
     oip = section(load_experiment("cnn_mnist_bundled", ["oip.preset=reference", "oip.jitter=3"]), "oip").resolved()
     assert (oip.preset, oip.optimizer, oip.jitter, oip.redirect) == ("reference", "normalized", 3, False)

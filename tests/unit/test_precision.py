@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from experiments.build import build_datamodule, build_module, build_network, trainer_kwargs
-from experiments.config import load_experiment
+from experiments.run.build import build_datamodule, build_module, build_network, trainer_kwargs
+from experiments.run.config import load_experiment
 from latentdream.errors import InputError
 
 CHANNELS_LAST = torch.channels_last

@@ -9,7 +9,7 @@ PURE = [
     "lightning_modules.data.face_cache", "lightning_modules.data.splits", "lightning_modules.data.arrays",
     "analysis.settings", "analysis.eval_mode", "analysis.latent_stats", "analysis.encode", "analysis.oip",
     "analysis.dream", "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
-    "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.grid",
+    "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.sweeps.grid",
 ]
 
 
@@ -37,5 +37,5 @@ def test_latent_statistics_and_their_figures_need_no_torch():
 
 def test_the_command_line_and_config_load_without_lightning_or_mlflow():
     # every command starts with these; bad input must fail in a fraction of the seconds Lightning takes to import
-    assert _imported_after(["experiments.cli", "experiments.config", "experiments.store"],
+    assert _imported_after(["experiments.commands.cli", "experiments.run.config", "experiments.run.store"],
                            ("lightning", "pytorch_lightning", "mlflow")) == ""

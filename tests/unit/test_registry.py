@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow.exceptions import MlflowException
 
-from experiments.registry import best_run, resolve_run_id
+from experiments.commands.registry import best_run, resolve_run_id
 from latentdream.errors import InputError
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from experiments.guards import RUN_ID_ENV, ddp_worker_run_id
-from experiments.store import compare_params
+from experiments.run.guards import RUN_ID_ENV, ddp_worker_run_id
+from experiments.run.store import compare_params
 from latentdream.errors import InputError
 
 

@@ -14,7 +14,8 @@ import pytest
 from matplotlib.colors import to_hex
 
 from analysis.plots import compare as plots
-from experiments import runs, store
+from experiments.commands import runs
+from experiments.run import store
 from latentdream.errors import InputError
 from tests.ui import free_port
 

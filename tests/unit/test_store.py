@@ -1,11 +1,11 @@
-"""How a run ends (experiments.store.ended): FINISHED, KILLED on an interrupt, FAILED with its reason."""
+"""How a run ends (experiments.run.store.ended): FINISHED, KILLED on an interrupt, FAILED with its reason."""
 
 import signal
 
 import pytest
 
 from analysis import tracking
-from experiments.store import RunInterrupted, ended
+from experiments.run.store import RunInterrupted, ended
 
 
 class FakeClient:

@@ -2,9 +2,9 @@
 
 import pytest
 
-from experiments.cli import parse
-from experiments.grid import parse_grid, point_label, random_points, split_values
-from experiments.sweep import plan
+from experiments.commands.cli import parse
+from experiments.sweeps.grid import parse_grid, point_label, random_points, split_values
+from experiments.sweeps.sweep import plan
 from latentdream.errors import InputError
 
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from experiments import ui
-from experiments.cli import main
+from experiments.mlflow_ui import ui
+from experiments.commands.cli import main
 from tests.ui import free_port
 
 

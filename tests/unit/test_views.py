@@ -1,4 +1,4 @@
-"""The experiment's shared view for the MLflow UI (experiments.views): section order, card fields, the tag's
+"""The experiment's shared view for the MLflow UI (experiments.mlflow_ui.views): section order, card fields, the tag's
 envelope and size limit, publishing (idempotent, retried) and the links."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from experiments import views
+from experiments.mlflow_ui import views
 
 KEYS = ["val/loss", "train/acc", "train/loss", "test/loss", "latent/radius_mean", "oip/conv3/dead_maps", "epoch",
         "dream/seed/objective_gain", "system/cpu_utilization_percentage", "zeta/x", "train/lr", "val/acc"]

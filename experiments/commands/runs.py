@@ -23,8 +23,8 @@ import pandas as pd
 
 from analysis import tracking
 from analysis.plots import compare as plots
-from experiments import store
-from experiments.config import recorded_config
+from experiments.run import store
+from experiments.run.config import recorded_config
 from latentdream.errors import InputError
 
 COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the comparison runs
@@ -135,7 +135,7 @@ def print_runs(experiment: str | None = None, tracking_uri: str | None = None, f
 def params_diff(params: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
     """Config values that differ between runs (a key missing from some run counts as differing).
 
-    :param params: run id → {config key: value} (:func:`experiments.config.recorded_config`).
+    :param params: run id → {config key: value} (:func:`experiments.run.config.recorded_config`).
     :returns: columns ``param`` then one per run id (missing: empty string), rows sorted by key.
     """
     keys = sorted(set().union(*(p.keys() for p in params.values())))
@@ -267,7 +267,7 @@ def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Compariso
     :raises InputError: fewer than 2 distinct ids (or grid points), an unknown or deleted run, a run that is no
         training run, or runs of different kinds.
     """
-    from experiments.sweep import point_groups
+    from experiments.sweeps.sweep import point_groups
 
     swept = point_groups(client, uri, run_ids)
     if swept is None:

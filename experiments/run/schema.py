@@ -2,7 +2,7 @@
 
 OmegaConf checks keys, types and choices (enums) against these. The sections ``optim``, ``scheduler``, ``analysis``,
 ``oip`` and ``dream`` are the settings dataclasses of the code they feed (defined there, with their rules); the
-rest are defined here and their ranges checked by :func:`experiments.config.validate`. Sections with several kinds
+rest are defined here and their ranges checked by :func:`experiments.run.config.validate`. Sections with several kinds
 (``model``, ``data``) pick their dataclass by their ``name`` key, so a CNN experiment cannot carry an autoencoder key
 by mistake. Config keys equal the constructor arguments they feed.
 """

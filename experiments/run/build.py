@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from analysis import tracking
-from experiments.config import section
+from experiments.run.config import section
 from lightning_modules.autoencoder import AutoencoderModule
 from lightning_modules.base import TrainableModule
 from lightning_modules.classifier import ClassifierModule

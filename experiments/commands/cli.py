@@ -9,51 +9,15 @@ keep their traceback.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-import warnings
-from collections.abc import Callable
 
 from analysis import tracking
-from latentdream.errors import InputError
-
-
-def _quiet() -> None:
-    """Our lines only: library chatter (MLflow's DB migrations, Lightning's device lines, model summary and adverts)
-    drowns the one line per phase a user reads; warnings and errors still show."""
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    # curve_fit's covariance overflows on flat histograms; the Gaussian fit then falls back to the moments
-    warnings.filterwarnings("ignore", category=RuntimeWarning, module="scipy.optimize")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its loggers' level from this at import
-    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)  # the pickle-format notice: we chose it on purpose
-    # Lightning's packages set their top logger to INFO when imported (pytorch_lightning only comes in with
-    # mlflow.pytorch, mid-run), so the levels go on the loggers that speak: the rank-zero ones and the summaries.
-    for package in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
-        for name in ("utilities.rank_zero", "callbacks.model_summary", "accelerators.cuda"):
-            logging.getLogger(f"{package}.{name}").setLevel(logging.WARNING)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for name in ("latentdream", "lightning_modules"):  # our own lines (phases and their times, skipped files)
-        logger = logging.getLogger(name)
-        if not logger.handlers:  # main() may run many times in one process (tests)
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False  # a root handler some library installs would print every line twice
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps error output to one line
-    # An unreachable tracking server should fail in seconds, not after MLflow's 7 retries of 120 s each.
-    from experiments.store import apply_http_fail_fast
-
-    apply_http_fail_fast()
+from experiments.run.reporting import quiet_libraries, reported
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from experiments.config import load_experiment
-    from experiments.train import train
+    from experiments.run.config import load_experiment
+    from experiments.run.train import train
 
     cfg = load_experiment(args.experiment, args.overrides)
     result = train(cfg, command=" ".join(["latentdream", *sys.argv[1:]]))
@@ -66,48 +30,48 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from experiments.demo import run_demo
+    from experiments.commands.demo import run_demo
 
     run_demo(args.overrides)
     return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from experiments.ui import serve
+    from experiments.mlflow_ui.ui import serve
 
     return serve(host=args.host, port=args.port, allowed_hosts=args.allowed_hosts, workers=args.workers)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from experiments.analyze import analyze
+    from experiments.commands.analyze import analyze
 
     analyze(args.run_id, args.overrides)
     return 0
 
 
 def cmd_oip(args: argparse.Namespace) -> int:
-    from experiments.analyze import oip
+    from experiments.commands.analyze import oip
 
     oip(args.run_id, args.overrides)
     return 0
 
 
 def cmd_dream(args: argparse.Namespace) -> int:
-    from experiments.analyze import dream
+    from experiments.commands.analyze import dream
 
     dream(args.run_id, args.image, args.overrides)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from experiments.runs import print_runs
+    from experiments.commands.runs import print_runs
 
     print_runs(args.experiment)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from experiments.runs import compare_runs
+    from experiments.commands.runs import compare_runs
 
     run_id = compare_runs(args.run_ids)
     print(f"comparison run {run_id} in experiment 'comparisons' ({len(args.run_ids)} runs)")
@@ -115,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from experiments.sweep import run_sweep
+    from experiments.sweeps.sweep import run_sweep
 
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
                        random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
@@ -125,9 +89,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from experiments.registry import register_run
+    from experiments.commands.registry import register_run
 
-    from experiments import store
+    from experiments.run import store
 
     uri, client = store.client_for()
     version = register_run(client, uri, args.run_id, args.name, args.alias)
@@ -220,28 +184,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    _quiet()
+    quiet_libraries()
     return reported(lambda: args.func(args))
-
-
-def reported(command: Callable[[], int]) -> int:
-    """Run ``command`` and return its exit code; bad input (exit 2) and a failed run (exit 1) are reported as one
-    line on stderr (also used by each run a sweep trains in its own process)."""
-    try:
-        return command()
-    except InputError as err:
-        print(f"latentdream: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        run_id = getattr(err, "latentdream_run_id", None)
-        if run_id is None:
-            raise  # before any run existed: a bug, which keeps its traceback
-        # The run is FAILED with the reason as a tag and the traceback as an artifact; its last good checkpoint is kept.
-        from experiments.store import failure_reason
-
-        print(f"latentdream: error: run {run_id} FAILED: {failure_reason(err).splitlines()[0]} "
-              f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ The run is created only after the config and the data have been checked, so bad 
 failed run behind. The run ends FINISHED, FAILED (tag ``failure_reason``) or KILLED (Ctrl-C, SIGTERM), never
 RUNNING, unless the process itself is killed (SIGKILL, power loss): such a run stays RUNNING and resumable.
 ``resume=RUN_ID|last`` continues a killed or failed run from its last checkpoint into the same run. The
-guarantees are listed in ``docs/reliability.md``; the run is opened and ended by :mod:`experiments.store`, and
-:mod:`experiments.guards` keeps the training loop safe.
+guarantees are listed in ``docs/reliability.md``; the run is opened and ended by :mod:`experiments.run.store`, and
+:mod:`experiments.run.guards` keeps the training loop safe.
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from typing_extensions import override
 from analysis import tracking
 from analysis.callbacks.learning_rate import EpochLearningRate
 from analysis.eval_mode import eval_mode
-from experiments import guards, store, views
-from experiments.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
-from experiments.config import flatten, split_params, to_yaml
-from experiments.guards import RunGuard
-from experiments.store import RunInterrupted, with_retries
+from experiments.run import guards, store
+from experiments.mlflow_ui import views
+from experiments.run.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
+from experiments.run.config import flatten, split_params, to_yaml
+from experiments.run.guards import RunGuard
+from experiments.run.store import RunInterrupted, with_retries
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -272,7 +273,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
         all its runs instead).
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
-    :raises experiments.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
+    :raises experiments.run.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
         the run is KILLED and its checkpoints kept.
     :raises latentdream.errors.NonFiniteLossError: the loss became NaN/inf; the run is FAILED.
     """

@@ -2,7 +2,7 @@
 
 Before ``mlflow server`` starts, the port is checked (a busy one is an :class:`InputError` naming ``--port``) and a
 host other than loopback gets a warning; while it starts, each experiment's chart view is published
-(:mod:`experiments.views`) so that the printed links open it. The server runs in its own process group; SIGINT (Ctrl-C), SIGTERM and SIGHUP to
+(:mod:`experiments.mlflow_ui.views`) so that the printed links open it. The server runs in its own process group; SIGINT (Ctrl-C), SIGTERM and SIGHUP to
 ``latentdream ui`` stop that whole group (the server and its uvicorn workers), never leaving it serving orphaned.
 """
 
@@ -18,7 +18,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-from experiments import store, views
+from experiments.run import store
+from experiments.mlflow_ui import views
 from latentdream.errors import InputError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from experiments import store
+from experiments.run import store
 
 VIEW_KEY = "latentdream"
 VIEW_NAME = "latentdream: curves, analyses"

@@ -1,6 +1,6 @@
 """``latentdream sweep EXPERIMENT key=a,b key2=x,y [trainer.seed=1,2,3] [--parallel N] [--random K]``.
 
-Every point of the grid (or ``K`` random points of it), once per seed, is one ordinary :func:`experiments.train.train`
+Every point of the grid (or ``K`` random points of it), once per seed, is one ordinary :func:`experiments.run.train.train`
 run (all callbacks), nested under one parent run (tag ``kind=sweep``) that records the sweep (params
 ``sweep.<key>``, artifact ``sweep/spec.json``) and, at the end, the seed statistics: ``sweep/summary.csv``, a figure
 per swept key and the ``val/loss`` curves (mean ± std over seeds). A child keeps its kind, holds the swept keys
@@ -41,10 +41,12 @@ import pandas as pd
 
 from analysis import sweep_stats, tracking
 from analysis.plots import sweep as plots
-from experiments import registry, store, views
-from experiments.config import load_experiment, recorded_config
-from experiments.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
-from experiments.store import RunInterrupted, with_retries
+from experiments.commands import registry
+from experiments.run import store
+from experiments.mlflow_ui import views
+from experiments.run.config import load_experiment, recorded_config
+from experiments.sweeps.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
+from experiments.run.store import RunInterrupted, with_retries
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -125,7 +127,7 @@ def check_configs(experiment: str, grid: Grid, runs: Sequence[PlannedRun]) -> tu
     :returns: the runs with their resolved seeds, and their configs.
     :raises InputError: naming the run's point and seed and the bad key; two runs that would be the same.
     """
-    from experiments.train import check_trainer
+    from experiments.run.train import check_trainer
 
     checked, cfgs = [], []
     for run in runs:
@@ -147,7 +149,7 @@ def _context() -> Any:
     would spend seconds importing torch, Lightning and MLflow, and a fork of this process would share its open
     database connections."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["experiments.sweep", "experiments.train", "mlflow.pytorch"])
+    context.set_forkserver_preload(["experiments.sweeps.sweep", "experiments.run.train", "mlflow.pytorch"])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()  # imports in the background while the grid is checked
@@ -164,10 +166,10 @@ def _train_child(experiment: str, overrides: list[str], swept: tuple[str, ...], 
     os.environ.pop("MLFLOW_RUN_ID", None)  # a sweep under `mlflow run`: each child makes its own run
     import torch
 
-    from experiments import cli
-    from experiments.train import train
+    from experiments.run.reporting import quiet_libraries, reported
+    from experiments.run.train import train
 
-    cli._quiet()  # the children print what `latentdream train` prints
+    quiet_libraries()  # the children print what `latentdream train` prints
     torch.set_num_threads(threads)
 
     def one_run() -> int:
@@ -177,7 +179,7 @@ def _train_child(experiment: str, overrides: list[str], swept: tuple[str, ...], 
         train(cfg, command=command, swept=swept, tags=tags, publish_view=False)  # the sweep publishes once
         return 0
 
-    sys.exit(cli.reported(one_run))
+    sys.exit(reported(one_run))
 
 
 def children(client: Any, parent: Any) -> list[Any]:
@@ -313,7 +315,7 @@ class _Scheduler:
 
 # --- the parent --------------------------------------------------------------------------------------------------
 def _open_parent(client: Any, experiment_id: str, cfg: Any, spec: dict, grid: Grid, command: str) -> str:
-    from experiments.train import run_tags
+    from experiments.run.train import run_tags
 
     keys = grid.keys
     tags = {**run_tags(cfg, command), tracking.TAG_KIND: tracking.KIND_SWEEP}

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis import tracking
-from experiments import store
+from experiments.run import store
 from latentdream.errors import InputError
 
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")

@@ -416,7 +416,7 @@ def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[st
     run, lock = find_run_to_resume(client, experiment_id, resume, checkpoint_root)
     try:
         run_id = run.info.run_id
-        from experiments.config import recorded_config  # the schema imports Lightning: only when resuming
+        from experiments.run.config import recorded_config  # the schema imports Lightning: only when resuming
 
         changed, added = compare_params(recorded_config(run), config)
         checkpoint = checkpoint_root / run_id / LAST_CHECKPOINT

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import time
 
-from experiments import store, views
-from experiments.config import load_experiment
-from experiments.train import train
+from experiments.run import store
+from experiments.mlflow_ui import views
+from experiments.run.config import load_experiment
+from experiments.run.train import train
 
 EPOCHS = 4
 OIP_EVERY_EPOCH = ["oip.every_n_epochs=1", "oip.epoch_steps=30"]  # 30 ascent steps per epoch, the full 150 at the end
@@ -44,8 +45,8 @@ def _phase(label: str, start: float, detail: str) -> None:
 
 def run_demo(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
     """Train the demo runs, compare the two CNNs and run the small sweep; returns label → run id."""
-    from experiments.runs import compare_runs
-    from experiments.sweep import run_sweep
+    from experiments.commands.runs import compare_runs
+    from experiments.sweeps.sweep import run_sweep
 
     run_ids, experiments, began = {}, {}, time.perf_counter()
     for label, name, demo_overrides in DEMO_RUNS:

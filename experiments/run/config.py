@@ -16,10 +16,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from analysis import tracking
 from analysis.oip.objectives import parse_target
-from experiments.schema import DATA_KINDS, MODEL_KINDS, SCALAR_KEYS, SETTINGS_SECTIONS, Experiment
+from experiments.run.schema import DATA_KINDS, MODEL_KINDS, SCALAR_KEYS, SETTINGS_SECTIONS, Experiment
 from latentdream.errors import InputError, require
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
 
 def available_experiments() -> list[str]:
@@ -124,7 +124,7 @@ def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check what types and enums alone cannot express; raise :class:`InputError` on the first problem.
 
-    The settings sections (:data:`~experiments.schema.SETTINGS_SECTIONS`) check their own rules when built; the
+    The settings sections (:data:`~experiments.run.schema.SETTINGS_SECTIONS`) check their own rules when built; the
     rules here are those of the other sections and those that need two sections at once (the model and its data,
     the CNN's layers and the OIP/dream targets).
     """

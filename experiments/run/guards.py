@@ -1,7 +1,7 @@
 """What keeps a training run safe inside Lightning's loops: the non-finite-loss guard, atomic checkpoints, the
 signal that stopped a fit, and DDP worker ranks joining their parent's run.
 
-Opening, resuming and ending the run itself is :mod:`experiments.store`. The guarantees are listed in
+Opening, resuming and ending the run itself is :mod:`experiments.run.store`. The guarantees are listed in
 ``docs/reliability.md``. Launcher glue: imports Lightning.
 """
 

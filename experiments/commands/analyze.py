@@ -23,8 +23,9 @@ import torch
 from omegaconf import DictConfig
 
 from analysis import tracking
-from experiments import store, views
-from experiments.config import load_experiment, section
+from experiments.run import store
+from experiments.mlflow_ui import views
+from experiments.run.config import load_experiment, section
 from latentdream.errors import InputError
 
 
@@ -48,7 +49,7 @@ class LoggedRun:
 
         :raises InputError: the run holds neither ``checkpoints/weights.pt`` nor ``checkpoints/best.ckpt``.
         """
-        from experiments.build import build_network
+        from experiments.run.build import build_network
 
         channels = self.cfg.data.channels if self.cfg.data.name == "faces" else 1
         network = build_network(self.cfg, channels, self.cfg.data.image_size)
@@ -88,7 +89,7 @@ def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
     :param run_id: a run id, or ``models:/NAME@ALIAS`` / ``models:/NAME/VERSION``: the registered version's source run.
     :raises InputError: unknown run, wrong kind, no logged model or config, invalid overrides.
     """
-    from experiments.registry import resolve_run_id
+    from experiments.commands.registry import resolve_run_id
 
     uri, client = store.client_for()
     mlflow.set_tracking_uri(uri)
@@ -108,7 +109,7 @@ def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
 def analyze(run_id: str, overrides: list[str]) -> None:
     """Re-encode an autoencoder run's training set and log the latent analysis into that run."""
     from analysis.callbacks.latent import record_latent_analysis
-    from experiments.build import build_datamodule
+    from experiments.run.build import build_datamodule
 
     logged = open_run(run_id, overrides, kind=tracking.KIND_AUTOENCODER)
     settings = section(logged.cfg, "analysis")
