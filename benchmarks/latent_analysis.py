@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from analysis.latent_stats import component_histograms, component_stats, hit_counts, hit_counts_reference
+from analysis.latent import component_histograms, component_stats, hit_counts, hit_counts_reference
 
 B_VALUES = (1.0, 1.5, 2.0, 3.0, 12.0)
 K_VALUES = (1.5, 2.0, 3.0, 12.0)

@@ -14,7 +14,7 @@ import torch
 from lightning import LightningModule, Trainer
 from typing_extensions import override
 
-from analysis import latent_stats as ls
+from analysis import latent as ls
 from analysis import tracking
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset

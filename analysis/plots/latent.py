@@ -1,7 +1,7 @@
 """Figures of the latent-space analysis (post "latent space fragmentation – II"): arrays / DataFrames in, Figure out.
 
 Every function builds a fresh ``matplotlib.figure.Figure`` (no pyplot, no global state, nothing saved); the caller
-decides where it goes. Inputs are the outputs of :mod:`analysis.latent_stats`.
+decides where it goes. Inputs are the outputs of :mod:`analysis.latent`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def dominant_fits(
     histogram mode (dashed, where the table has it) and the FWHM points mu ± hw/2.
 
     :param edges: (B + 1,); :param counts: (N, B); :param components: DataFrame of
-        :func:`analysis.latent_stats.component_stats` (uses component, mu, half_width, gauss_mu, gauss_sigma,
+        :func:`analysis.latent.component_stats` (uses component, mu, half_width, gauss_mu, gauss_sigma,
         fit_r2, dominant). At most ``max_panels`` components, the strongest (|mu| + hw) first.
     """
     edges = np.asarray(edges, dtype=np.float64)
@@ -112,7 +112,7 @@ def radius_distributions(
     flattened under the narrow uniform peaks.
 
     :param data_radii: (n,) radii of the data; :param uniform_radii_by_b: b → (m,) radii of uniform vectors;
-    :param analytic: b → (mean, std) from :func:`analysis.latent_stats.uniform_radius_moments`, drawn as a
+    :param analytic: b → (mean, std) from :func:`analysis.latent.uniform_radius_moments`, drawn as a
         vertical line at the mean and a band of ± std. Densities (not counts), so different sample sizes compare.
     """
     fig = Figure(figsize=(13, 4.8), layout="constrained")
@@ -210,12 +210,12 @@ MAX_TICK_LABELS = 40  # more component labels than this on an axis are thinned o
 def correlation_heatmap(matrix: np.ndarray, labels: Sequence, *, cluster: bool = True) -> Figure:
     """Pearson correlation matrix of (dominant) components as a diverging heat map in [-1, 1].
 
-    With ``cluster`` the components are reordered by :func:`analysis.latent_stats.correlation_order` (hierarchical
+    With ``cluster`` the components are reordered by :func:`analysis.latent.correlation_order` (hierarchical
     clustering), so groups of correlated components show as blocks on the diagonal. The figure stays at most
     11 in wide whatever the number of components; with more than :data:`MAX_TICK_LABELS` components only every
     k-th is labelled, and values are written into the cells up to 15 components.
     """
-    from analysis.latent_stats import correlation_order
+    from analysis.latent import correlation_order
 
     matrix = np.asarray(matrix, dtype=np.float64)
     names = [str(label) for label in labels]

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from analysis import latent_stats as ls
+from analysis import latent as ls
 from analysis import tracking
 from analysis.settings import LatentSettings
 from experiments.commands import runs

@@ -1,4 +1,4 @@
-"""Known-answer tests of analysis.latent_stats (fast: small arrays, fixed seeds)."""
+"""Known-answer tests of analysis.latent (fast: small arrays, fixed seeds)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import latent_stats as ls
+from analysis import latent as ls
+from analysis.latent.sampling import _scale_uniform
 from analysis.settings import LatentSettings
 from latentdream.errors import InputError
 
@@ -271,7 +272,7 @@ def _boundary_uniforms(mu, hw, b, k_values, steps=12):
 def test_hit_counts_exact_at_the_box_surface():
     mu, hw, b, k_values = np.array([0.1, -0.3, 0.05]), np.array([0.1, 0.7, 0.33]), 1.3, [1.5, 3.0, 0.7]
     u = _boundary_uniforms(mu, hw, b, k_values)
-    x = ls._scale_uniform(u, b)
+    x = _scale_uniform(u, b)
     exact = np.stack([np.all(np.abs(x - np.float32(mu)) <= np.float32(k) * np.float32(hw), axis=1)
                       for k in k_values])
     fast = ls.hit_counts(mu, hw, [b], k_values, len(u), seed=_Replay(u), chunk_size=50)

@@ -134,6 +134,6 @@ def test_correlation_heatmap_clusters_and_stays_readable_for_many_components():
 
 
 def ls_order(corr):
-    from analysis.latent_stats import correlation_order
+    from analysis.latent import correlation_order
 
     return correlation_order(corr)
