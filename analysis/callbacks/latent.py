@@ -6,7 +6,6 @@ training, and every ``every_n_epochs``) and by ``latentdream analyze RUN_ID`` (i
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Iterable, Sequence
 
@@ -17,7 +16,7 @@ from typing_extensions import override
 
 from analysis import latent as ls
 from analysis import tracking
-from analysis.callbacks.latent_followups import follow_ups, traversal_figure
+from analysis.callbacks.latent_followups import encode_held_out, follow_ups, traversal_figure
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.eval_mode import eval_mode
@@ -115,10 +114,7 @@ def record_latent_analysis(
         traversals = traversal_figure(network, z, report, device, step)
         images, inside, titles = _generated(network, z, report, settings, device) if final else ({}, {}, {})
         if final:
-            held = None if heldout is None else (heldout[0], encode_dataset(network.encode, heldout[1], device, progress))
-            z_val = held[1] if held is not None and held[0] == "val" else None
-            if z_val is None and val_batches is not None:
-                z_val = encode_dataset(network.encode, itertools.islice(val_batches, 1), device, progress)
+            held, z_val = encode_held_out(network, heldout, val_batches, device, progress)
             extra = follow_ups(network, z, report, settings, device, heldout=held, z_val=z_val, progress=progress)
     metrics = latent_metrics(report)
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})

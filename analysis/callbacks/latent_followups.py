@@ -6,6 +6,8 @@ names from :mod:`analysis.tracking`.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from matplotlib.figure import Figure
 
 from analysis import latent as ls
 from analysis import tracking
-from analysis.encode import decode_vectors
+from analysis.encode import decode_vectors, encode_dataset
 from analysis.latent import paths
 from analysis.latent.followups import FollowUps, analyze_follow_ups
 from analysis.plots import latent as plots
@@ -22,6 +24,21 @@ from analysis.plots import latent_paths as path_plots
 from analysis.settings import LatentSettings
 
 N_PAIRS = 4  # interpolated pairs of validation images
+
+
+def encode_held_out(network: torch.nn.Module, heldout: tuple[str, Iterable] | None, val_batches: Iterable | None,
+                    device, progress: bool) -> tuple[tuple[str, np.ndarray] | None, np.ndarray | None]:
+    """Encode the held-out split (``(name, batches)``) and the validation images the interpolations pair: the
+    held-out vectors themselves when they are the validation split, else the first validation batch.
+
+    :returns: (name, vectors) or None, and the validation vectors or None.
+    """
+    held = None if heldout is None else (heldout[0], encode_dataset(network.encode, heldout[1], device, progress))
+    if held is not None and held[0] == "val":
+        return held, held[1]
+    if val_batches is None:
+        return held, None
+    return held, encode_dataset(network.encode, itertools.islice(val_batches, 1), device, progress)
 
 
 def traversal_figure(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport, device, step: int) -> Figure:

@@ -51,8 +51,8 @@ def covering(value_range: Sequence[float], y: np.ndarray) -> tuple[float, float]
 
 def pca_hit_grid(y: np.ndarray, variances: np.ndarray, edges: np.ndarray, settings: LatentSettings,
                  progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The b × k hit grid in centred, PCA-rotated coordinates ``y`` (n, N) (:func:`~analysis.latent.ellipsoid.principal_coordinates`; their means
-    are 0, their variances ``variances``). Each axis is histogrammed on the data's binning ``edges`` (widened where
+    """The b × k hit grid in centred, PCA-rotated coordinates ``y`` (n, N)
+    (:func:`~analysis.latent.ellipsoid.principal_coordinates`; their means are 0, their variances ``variances``). Each axis is histogrammed on the data's binning ``edges`` (widened where
     needed) and measured like a component: centre mu' = the Gaussian fit's (started from 0 and sqrt(variance)),
     half-width hw' = FWHM. The same uniform vectors as the data's grid (same seed) are then tested against
     mu' ± k·hw'.

@@ -139,7 +139,8 @@ def test_the_interpolation_table_has_a_row_per_pair_path_step_and_k():
     table = paths.interpolation_table(vectors, np.array([[0, 2], [1, 3]]), np.zeros(5), np.ones(5), [1.0, 2.0])
     assert list(table.columns) == list(paths.INTERPOLATION_COLUMNS) and len(table) == 2 * 2 * 9 * 2
     first = table[(table["pair"] == 0) & (table["path"] == "linear") & (table["k"] == 2.0)]
-    np.testing.assert_allclose(first["in_region_share"], paths.in_region_share(vectors["linear"][0], np.zeros(5), np.ones(5), 2.0))
+    np.testing.assert_allclose(first["in_region_share"],
+                               paths.in_region_share(vectors["linear"][0], np.zeros(5), np.ones(5), 2.0))
     assert first["t"].tolist() == pytest.approx(np.linspace(0, 1, 9).tolist())
     with pytest.raises(InputError):
         paths.interpolation_vectors(z[:2], z[:3])
@@ -162,7 +163,8 @@ def test_held_out_vectors_like_the_training_ones_share_their_fraction_and_radius
     table = heldout_table(held, "val", train, np.zeros(6), np.full(6, 2.3548), [1.0, 2.0])
     assert table["split"].tolist() == ["val", "val"]
     np.testing.assert_allclose(table["fraction"], table["train_fraction"], atol=0.015)
-    np.testing.assert_allclose(table["fraction"], (2 * stats.norm.cdf(2.3548 * np.array([1.0, 2.0])) - 1) ** 6, atol=0.01)  # all 6 inside
+    all_six_inside = (2 * stats.norm.cdf(2.3548 * np.array([1.0, 2.0])) - 1) ** 6
+    np.testing.assert_allclose(table["fraction"], all_six_inside, atol=0.01)
     np.testing.assert_allclose(table["radius_mean"], table["train_radius_mean"], rtol=0.01)
     far = heldout_table(held + 10.0, "test", train, np.zeros(6), np.full(6, 2.3548), [2.0])
     assert far["fraction"].iloc[0] == 0.0 and far["inside"].iloc[0] == 0
