@@ -15,7 +15,6 @@ from analysis.latent.checks import _check_z, _row_chunks
 from analysis.latent.histograms import half_widths, peak_centres
 from latentdream.errors import InputError
 
-
 COMPONENT_COLUMNS = ("component", "mean", "std", "mu", "mode", "half_width", "gauss_mu", "gauss_sigma", "fit_r2",
                      "dominant", "skew", "kurtosis")
 
