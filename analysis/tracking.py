@@ -48,6 +48,15 @@ LATENT_SCATTER_PNG = f"{LATENT_DIR}/correlation_scatter.png"
 LATENT_HEATMAP_PNG = f"{LATENT_DIR}/correlation_heatmap.png"
 LATENT_PCA_PNG = f"{LATENT_DIR}/pca_spectrum.png"
 LATENT_UNIFORM_HISTOGRAMS_PNG = f"{LATENT_DIR}/uniform_histograms.png"  # components of the uniform vectors per b
+LATENT_TRAVERSALS_PNG = f"{LATENT_DIR}/traversals.png"  # also the stepped image LATENT_TRAVERSALS_IMAGE
+LATENT_TRAVERSALS_IMAGE = f"{LATENT_DIR}/traversals"
+LATENT_INTERPOLATIONS_PNG = f"{LATENT_DIR}/interpolations.png"
+LATENT_INTERPOLATIONS = f"{LATENT_DIR}/interpolations.csv"  # pair, path, step, t, k, in_region_share, radius
+LATENT_MAHALANOBIS_PNG = f"{LATENT_DIR}/mahalanobis.png"
+LATENT_MAHALANOBIS = f"{LATENT_DIR}/mahalanobis.csv"  # quantile, observed, chi2, dof
+LATENT_MAHALANOBIS_KS = f"{LATENT_DIR}/mahalanobis_ks"  # metric: KS statistic of the d² against χ²_N
+LATENT_HELDOUT = f"{LATENT_DIR}/heldout.csv"  # the test split (or val, column split) against the training region
+LATENT_HIT_RATES_PCA = f"{LATENT_DIR}/hit_rates_pca.csv"  # the hit grid in centred principal axes
 
 
 def latent_generated_png(generator: str) -> str:
@@ -107,6 +116,12 @@ def latent_metric(name: str) -> str:
 def latent_hit_metric(b: float, k: float) -> str:
     """``latent/hit_b{b}_k{k}``: the fraction of uniform vectors in [-b, b]^N inside mu ± k·half_width."""
     return f"{LATENT_DIR}/hit_b{b:g}_k{k:g}"
+
+
+def latent_test_region_metric(k: float) -> str:
+    """``latent/test_region_k{k}``: the fraction of held-out vectors (test split, else validation) inside the
+    training data's mu ± k·half_width."""
+    return f"{LATENT_DIR}/test_region_k{k:g}"
 
 
 def oip_metric(layer: str, name: str) -> str:

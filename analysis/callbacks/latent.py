@@ -16,6 +16,7 @@ from typing_extensions import override
 
 from analysis import latent as ls
 from analysis import tracking
+from analysis.callbacks.latent_followups import encode_held_out, follow_ups, traversal_figure
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.eval_mode import eval_mode
@@ -62,7 +63,7 @@ def _generated(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport,
     decoder that gives every data vector the same image shows as an image spread near 0 for the data too."""
     rng = np.random.default_rng(s.seed)
     comp = report.components
-    mean, cov = ls.latent_moments(z)
+    mean, cov = report.mean, report.cov
     vectors = {
         "uniform": ls.sample_uniform(s.n_generate, z.shape[1], s.generate_b, rng),
         "gaussian": ls.sample_component_gaussian(s.n_generate, comp["gauss_mu"].to_numpy(), comp["gauss_sigma"].to_numpy(), rng),
@@ -88,27 +89,43 @@ def record_latent_analysis(
     step: int,
     progress: bool = True,
     final: bool = True,
+    *,
+    heldout: tuple[str, Iterable] | None = None,
+    val_batches: Iterable | None = None,
 ) -> ls.LatentReport:
     """Encode ``batches`` (the whole training set) with ``network.encode``, analyse z, and log it at ``step``.
 
     Everything is computed and drawn before the first write, so a failure leaves the run as it was.
 
     :param final: log everything; False (the analyses after an epoch, during training) logs only what changes over
-        training — the summary metrics and the stepped histogram image — and skips decoding generated vectors.
+        training — the summary metrics and the stepped histogram and traversal images — and skips decoding
+        generated vectors and the follow-ups.
+    :param heldout: (split name, its batches): the test split, or the validation split where there is none
+        (:func:`heldout_split`), encoded at the end for ``latent/heldout.csv``.
+    :param val_batches: validation batches; the interpolations take pairs from the first batch (or from the
+        held-out vectors when those are the validation split).
     """
     device = next(network.parameters()).device
+    extra: tuple = ({}, {}, {}, {})
     with eval_mode(network):
         z = encode_dataset(network.encode, batches, device, progress)
         report = ls.analyze_latents(z, settings, value_range=covering_range(z, settings.range), progress=progress,
                                     with_uniform_counts=final)
+        traversals = traversal_figure(network, z, report, device, step)
         images, inside, titles = _generated(network, z, report, settings, device) if final else ({}, {}, {})
+        if final:
+            held, z_val = encode_held_out(network, heldout, val_batches, device, progress)
+            extra = follow_ups(network, z, report, settings, device, heldout=held, z_val=z_val, progress=progress)
     metrics = latent_metrics(report)
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
     histograms = plots.all_histograms(report.edges, report.counts)
     if not final:
         writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
+        writer.figure(tracking.LATENT_TRAVERSALS_PNG, traversals, step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
         writer.metrics(metrics, step=step)
         return report
+    extra_figures, extra_tables, extra_metrics, extra_summary = extra
+    metrics.update(extra_metrics)
 
     figures = {tracking.LATENT_DOMINANT_FITS_PNG: plots.dominant_fits(report.edges, report.counts, report.components)}
     uniform = {b: report.radius_samples[ls.uniform_label(b)] for b in settings.b}
@@ -126,7 +143,8 @@ def record_latent_analysis(
         figures[tracking.latent_generated_png(name)] = image_grid(imgs, cmap="gray", suptitle=titles[name],
                                                                   normalize_each=False)
     summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
-               **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()}}
+               **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()},
+               **extra_summary}
     keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
@@ -136,11 +154,19 @@ def record_latent_analysis(
     writer.json(tracking.LATENT_SUMMARY, summary)
     writer.npy(tracking.LATENT_Z_SAMPLE, z[keep].astype(np.float32))
     writer.npy(tracking.LATENT_Z_SAMPLE_INDEX, keep.astype(np.int64))
+    for path, table in extra_tables.items():
+        writer.table(path, table)
     writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
-    for path, figure in figures.items():
+    writer.figure(tracking.LATENT_TRAVERSALS_PNG, traversals, step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
+    for path, figure in {**figures, **extra_figures}.items():
         writer.figure(path, figure)
     writer.metrics(metrics, step=step)
     return report
+
+
+def heldout_split(datamodule) -> str:
+    """The split the held-out analysis encodes: ``test``, or ``val`` where the data have no test images."""
+    return "test" if len(datamodule.dataset("test")) else "val"
 
 
 class LatentStatsLogger(PeriodicAnalysis):
@@ -156,6 +182,10 @@ class LatentStatsLogger(PeriodicAnalysis):
     @override
     def record(self, trainer: Trainer, pl_module: LightningModule, writer: tracking.RunWriter, epoch: int,
                final: bool) -> None:
-        loader = trainer.datamodule.images_dataloader("train", batch_size=self.settings.batch_size)
+        datamodule, size = trainer.datamodule, self.settings.batch_size
+        loader = datamodule.images_dataloader("train", batch_size=size)
+        split = heldout_split(datamodule)
         record_latent_analysis(writer, pl_module.network, loader, self.settings, step=epoch,
-                               progress=trainer.progress_bar_callback is not None, final=final)
+                               progress=trainer.progress_bar_callback is not None, final=final,
+                               heldout=(split, datamodule.images_dataloader(split, batch_size=size)),
+                               val_batches=datamodule.images_dataloader("val", batch_size=size))

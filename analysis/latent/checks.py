@@ -8,7 +8,6 @@ import numpy as np
 
 from latentdream.errors import InputError
 
-
 _EPS32 = float(np.finfo(np.float32).eps)
 
 

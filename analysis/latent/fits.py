@@ -11,13 +11,12 @@ import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import ndtr
 
-from analysis.latent.checks import _check_z
+from analysis.latent.checks import _check_z, _row_chunks
 from analysis.latent.histograms import half_widths, peak_centres
 from latentdream.errors import InputError
 
-
 COMPONENT_COLUMNS = ("component", "mean", "std", "mu", "mode", "half_width", "gauss_mu", "gauss_sigma", "fit_r2",
-                     "dominant")
+                     "dominant", "skew", "kurtosis")
 
 
 def binned_gaussian(edges: np.ndarray, amplitude: float, mu: float, sigma: float) -> np.ndarray:
@@ -88,7 +87,8 @@ def component_stats(
     :func:`fit_gaussian`; ``mu`` is the post's "central average value": the fit's centre ``gauss_mu`` (which falls
     back to the mean when the fit fails); ``mode`` is the histogram's peak (:func:`peak_centres`) and
     ``half_width`` its FWHM (:func:`half_widths`); ``dominant`` = |mu| >= mu_threshold or half_width >= hw_threshold
-    (the post's "dominant components"). Counts, boxes mu ± k·hw and tables all use ``mu``.
+    (the post's "dominant components"); ``skew`` and ``kurtosis`` (excess) from :func:`shape_moments`, 0 for a
+    Gaussian. Counts, boxes mu ± k·hw and tables all use ``mu``.
 
     :param z: (n, N); :param edges: (B + 1,); :param counts: (N, B) from :func:`component_histograms`.
     """
@@ -113,9 +113,32 @@ def component_stats(
             "gauss_sigma": fits[:, 1],
             "fit_r2": fits[:, 2],
             "dominant": dominant_mask(mu, hw, mu_threshold=mu_threshold, hw_threshold=hw_threshold),
+            **dict(zip(("skew", "kurtosis"), shape_moments(z, mean))),
         },
         columns=list(COMPONENT_COLUMNS),
     )
+
+
+def shape_moments(z: np.ndarray, mean: np.ndarray, *, chunk_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    """Skewness m3/m2^1.5 and excess kurtosis m4/m2² − 3 of every component (population central moments m_p, as
+    ``scipy.stats.skew``/``kurtosis`` with their defaults). Both are 0 for a Gaussian; a uniform distribution has
+    kurtosis −1.2. NaN for a constant component. The powers of z − mean are taken in the data's precision (float32
+    for latent vectors) and summed in float64 over row chunks. (N,), (N,) float64."""
+    z = _check_z(z)
+    mean = np.asarray(mean, dtype=np.float64)
+    m2, m3, m4 = (np.zeros(z.shape[1]) for _ in range(3))
+    for start, stop in _row_chunks(z.shape[0], chunk_size):
+        d = z[start:stop] - mean.astype(z.dtype)
+        d2 = d * d
+        m2 += d2.sum(axis=0, dtype=np.float64)
+        d *= d2
+        m3 += d.sum(axis=0, dtype=np.float64)
+        d2 *= d2
+        m4 += d2.sum(axis=0, dtype=np.float64)
+    m2, m3, m4 = m2 / len(z), m3 / len(z), m4 / len(z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        constant = m2 <= (1e-12 * np.maximum(np.abs(mean), 1.0)) ** 2
+        return np.where(constant, np.nan, m3 / m2**1.5), np.where(constant, np.nan, m4 / m2**2 - 3.0)
 
 
 def dominant_mask(mu, half_width, *, mu_threshold: float = 0.25, hw_threshold: float = 1.5) -> np.ndarray:

@@ -13,7 +13,6 @@ from analysis.latent.checks import _EPS32, _check_z, _positive_values, _region, 
 from analysis.latent.sampling import _scale_uniform, sample_uniform
 from latentdream.errors import InputError
 
-
 HIT_COLUMNS = ("b", "k", "n_vectors", "hits", "fraction")
 
 

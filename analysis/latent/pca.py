@@ -22,7 +22,11 @@ def latent_moments(z: np.ndarray, *, chunk_size: int = 65536) -> tuple[np.ndarra
 def pca_spectrum(z: np.ndarray) -> np.ndarray:
     """Explained-variance ratios of the principal components of ``z``: eigenvalues of the covariance over their
     sum, sorted descending, (N,)."""
-    _, cov = latent_moments(z)
+    return spectrum_of(latent_moments(z)[1])
+
+
+def spectrum_of(cov: np.ndarray) -> np.ndarray:
+    """Explained-variance ratios (N,) of a covariance (N, N): its eigenvalues over their sum, descending."""
     ev = np.clip(np.linalg.eigvalsh(cov)[::-1], 0.0, None)
     if ev.sum() <= 0:
         raise InputError("z has zero variance; the PCA spectrum is undefined")
@@ -37,3 +41,14 @@ def n_components_for(ratios: np.ndarray, target: float = 0.9) -> int:
     cum = np.cumsum(ratios) / ratios.sum()
     # the 1e-12 slack counts e.g. 0.6 + 0.3 = 0.8999999999999999 as reaching 0.9
     return int(min(len(cum), np.searchsorted(cum, target - 1e-12) + 1))
+
+
+def principal_axes(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (N,) of the covariance, descending and clipped at 0, and the principal axes as the columns of an
+    orthogonal (N, N) matrix in the same order."""
+    cov = np.asarray(cov, dtype=np.float64)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise InputError(f"cov must be a square (N, N) matrix, got shape {cov.shape}")
+    values, vectors = np.linalg.eigh(0.5 * (cov + cov.T))
+    return np.clip(values[::-1], 0.0, None), vectors[:, ::-1]
+

@@ -12,7 +12,6 @@ from analysis.latent.checks import _check_z, _positive_values, _rng, _row_chunks
 from analysis.latent.sampling import sample_uniform
 from latentdream.errors import InputError
 
-
 RADIUS_COLUMNS = ("source", "mean", "std", "analytic_mean", "analytic_std")
 
 

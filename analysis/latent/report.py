@@ -14,7 +14,7 @@ from analysis.latent.correlation import dominant_correlation, top_two_dominant
 from analysis.latent.fits import component_stats, summary_counts
 from analysis.latent.histograms import component_histograms, uniform_histograms
 from analysis.latent.hits import hit_counts
-from analysis.latent.pca import n_components_for, pca_spectrum
+from analysis.latent.pca import latent_moments, n_components_for, spectrum_of
 from analysis.latent.radius import radius_samples, radius_summary
 from latentdream.errors import InputError
 
@@ -33,6 +33,7 @@ class LatentReport:
     :ivar dominant_idx: indices of dominant components; :ivar correlation: their Pearson matrix (D, D).
     :ivar top_two: the two most dominant components (for the scatter plot).
     :ivar uniform_counts: b → (N, B) histograms of the components of the method-2 vectors (same bins as ``counts``).
+    :ivar mean: (N,) mean vector; :ivar cov: (N, N) population covariance (:func:`latent_moments`).
     """
 
     edges: np.ndarray
@@ -48,6 +49,8 @@ class LatentReport:
     correlation: np.ndarray
     top_two: tuple[int, int]
     uniform_counts: dict
+    mean: np.ndarray
+    cov: np.ndarray
 
 
 RADIUS_SAMPLES = 20_000  # method-2 radii drawn per b (at most as many as data vectors): enough for a smooth histogram
@@ -81,7 +84,8 @@ def analyze_latents(
     mu, hw = components["mu"].to_numpy(), components["half_width"].to_numpy()
     hits = hit_counts(mu, hw, s.b, s.k, n_random, np.random.default_rng(hit_seed), progress=progress)
     samples = radius_samples(z, s.b, radius_n_random, np.random.default_rng(radius_seed))
-    ratios = pca_spectrum(z)
+    mean, cov = latent_moments(z)
+    ratios = spectrum_of(cov)
     dominant_idx = np.flatnonzero(components["dominant"].to_numpy())
     return LatentReport(
         edges=edges,
@@ -98,4 +102,6 @@ def analyze_latents(
         top_two=top_two_dominant(mu, hw, components["dominant"].to_numpy()),
         uniform_counts=uniform_histograms(z.shape[1], s.b, n_random, edges, np.random.default_rng(histogram_seed))
         if with_uniform_counts else {},
+        mean=mean,
+        cov=cov,
     )

@@ -266,3 +266,31 @@ def pca_spectrum_plot(ratios: np.ndarray, n90: int, *, target: float = 0.9) -> F
     twin.set_ylabel("cumulative explained variance ratio")
     ax.set_title(f"PCA spectrum: {n90} of {len(ratios)} components explain {target:.0%} of the variance")
     return fig
+
+
+def mahalanobis_plot(d2: np.ndarray, dof: int, ks: float, *, bins: int = 120) -> Figure:
+    """The squared Mahalanobis distances of the data against χ²_dof: their density next to χ²'s (left) and the
+    quantile–quantile plot (right, on the diagonal where they agree), titled with the KS statistic."""
+    from scipy.stats import chi2
+
+    d2 = np.asarray(d2, dtype=np.float64)
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    hi = float(max(np.quantile(d2, 0.999), chi2.ppf(0.999, dof)))
+    left.hist(d2, bins=bins, range=(0.0, hi), density=True, color="C0", alpha=0.5, label="data")
+    xs = np.linspace(0.0, hi, 600)
+    left.plot(xs, chi2.pdf(xs, dof), "C3", lw=1.5, label=f"χ² with {dof} degrees of freedom")
+    left.set_xlabel("squared Mahalanobis distance d² (full covariance)")
+    left.set_ylabel("density")
+    left.legend(fontsize=8)
+    p = np.linspace(0.0, 1.0, 202)[1:-1]
+    observed, expected = np.quantile(d2, p), chi2.ppf(p, dof)
+    right.plot(expected, observed, ".", ms=3, color="C0", label="quantiles 0.5 % … 99.5 %")
+    lo, top = float(min(expected[0], observed[0])), float(max(expected[-1], observed[-1]))
+    right.plot([lo, top], [lo, top], color="0.4", lw=1, ls="--", label="d² ~ χ²")
+    right.set_xlabel(f"χ²_{dof} quantile")
+    right.set_ylabel("data quantile")
+    right.legend(fontsize=8)
+    fig.suptitle(f"The ellipsoid tested: d² of {len(d2):,} vectors against χ²_{dof}; KS statistic {ks:.3f} "
+                 f"(0: Gaussian ellipsoid; mean d² {d2.mean():.1f} vs {dof})", fontsize=10)
+    return fig

@@ -108,7 +108,7 @@ def open_run(run_id: str, overrides: list[str], kind: str) -> LoggedRun:
 
 def analyze(run_id: str, overrides: list[str]) -> None:
     """Re-encode an autoencoder run's training set and log the latent analysis into that run."""
-    from analysis.callbacks.latent import record_latent_analysis
+    from analysis.callbacks.latent import heldout_split, record_latent_analysis
     from experiments.run.build import build_datamodule
 
     logged = open_run(run_id, overrides, kind=tracking.KIND_AUTOENCODER)
@@ -117,9 +117,14 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     datamodule.prepare_data()
     network = logged.load_network()
     # encoded where the network runs: on a GPU the pixels go there once and the batches are made there
-    loader = datamodule.images_dataloader("train", batch_size=settings.batch_size,
-                                          device=next(network.parameters()).device)
-    report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
+    device = next(network.parameters()).device
+
+    def loader(split: str):
+        return datamodule.images_dataloader(split, batch_size=settings.batch_size, device=device)
+
+    split = heldout_split(datamodule)
+    report = record_latent_analysis(logged.writer, network, loader("train"), settings, step=logged.last_epoch,
+                                    heldout=(split, loader(split)), val_batches=loader("val"))
     logged.publish_view()
     print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")

@@ -18,7 +18,8 @@ from tests.conftest import TINY
 pytestmark = pytest.mark.slow
 
 FIGURES = ["histograms.png", "dominant_fits.png", "radius.png", "correlation_scatter.png", "pca_spectrum.png",
-           "generated_uniform.png", "generated_gaussian.png", "generated_multivariate.png"]
+           "generated_uniform.png", "generated_gaussian.png", "generated_multivariate.png", "traversals.png",
+           "interpolations.png", "mahalanobis.png"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_every_latent_artifact_exists_parses_and_metrics_are_logged(ae_run, tmp_
     assert npz["counts"].sum(axis=1).min() == npz["counts"].sum(axis=1).max()  # every vector counted in every row
     comp = pd.read_csv(_read(client, run_id, "latent/components.csv", tmp_path))
     assert list(comp.columns) == ["component", "mean", "std", "mu", "mode", "half_width", "gauss_mu", "gauss_sigma",
-                                  "fit_r2", "dominant"]
+                                  "fit_r2", "dominant", "skew", "kurtosis"]
     assert len(comp) == 256 and (comp["half_width"] > 0).all()
     hits = pd.read_csv(_read(client, run_id, "latent/hit_rates.csv", tmp_path))
     assert list(hits.columns) == ["b", "k", "n_vectors", "hits", "fraction"] and len(hits) == 5 * 4
@@ -61,6 +62,15 @@ def test_every_latent_artifact_exists_parses_and_metrics_are_logged(ae_run, tmp_
     radius = pd.read_csv(_read(client, run_id, "latent/radius.csv", tmp_path))
     assert list(radius.columns) == ["source", "mean", "std", "analytic_mean", "analytic_std"]
     assert radius["source"].tolist()[0] == "data" and len(radius) == 6
+    pca_hits = pd.read_csv(_read(client, run_id, "latent/hit_rates_pca.csv", tmp_path))
+    assert list(pca_hits.columns) == list(hits.columns) and len(pca_hits) == len(hits)
+    heldout = pd.read_csv(_read(client, run_id, "latent/heldout.csv", tmp_path))
+    assert heldout["split"].tolist() == ["test"] * 4 and heldout["k"].tolist() == [1.5, 2.0, 3.0, 12.0]
+    assert ((heldout["fraction"] >= 0) & (heldout["fraction"] <= 1)).all()
+    mahalanobis = pd.read_csv(_read(client, run_id, "latent/mahalanobis.csv", tmp_path))
+    assert list(mahalanobis.columns) == ["quantile", "observed", "chi2", "dof"]
+    paths = pd.read_csv(_read(client, run_id, "latent/interpolations.csv", tmp_path))
+    assert set(paths["path"]) == {"linear", "spherical"} and paths["in_region_share"].between(0, 1).all()
     summary = json.load(open(_read(client, run_id, "latent/summary.json", tmp_path)))
     for key in ("n_mu_ge_0.25", "n_mu_ge_1", "n_hw_ge_1", "n_hw_ge_1.5", "n_hw_ge_3", "share_mu_lt_0.25",
                 "z_min", "z_max", "n_pca_90"):
@@ -71,7 +81,8 @@ def test_every_latent_artifact_exists_parses_and_metrics_are_logged(ae_run, tmp_
 
     metrics = client.get_run(run_id).data.metrics
     for key in ("latent/n_mu_ge_0.25", "latent/n_hw_ge_1.5", "latent/hit_b1.5_k2", "latent/hit_b12_k12",
-                "latent/radius_mean", "latent/radius_std", "latent/pca_90"):
+                "latent/radius_mean", "latent/radius_std", "latent/pca_90", "latent/mahalanobis_ks",
+                "latent/test_region_k2"):
         assert key in metrics, key
     assert [m.step for m in client.get_metric_history(run_id, "latent/pca_90")] == [0]  # the epoch
 

@@ -1,5 +1,5 @@
 """The analyses after an epoch during training are the cheaper ones: the latent analysis logs only what changes over
-training (histograms, summary metrics), the OIPs render with ``oip.epoch_steps``; the end of training logs all."""
+training (histograms, traversals, summary metrics), the OIPs render with ``oip.epoch_steps``; the end of training logs all."""
 
 from __future__ import annotations
 
@@ -33,18 +33,23 @@ def _latent(final: bool) -> MetricClient:
     batches = [torch.rand(32, 1, 32, 32) for _ in range(4)]
     client = MetricClient()
     settings = LatentSettings(n_random=200, n_generate=4, z_sample=10, n_scatter=20)
+    held_out = [torch.rand(16, 1, 32, 32) for _ in range(2)]
     record_latent_analysis(tracking.RunWriter(client, "run"), ae, batches, settings, step=0, progress=False,
-                           final=final)
+                           final=final, heldout=("test", held_out), val_batches=held_out[::-1])
     return client
 
 
-def test_a_latent_analysis_during_training_logs_only_histograms_and_metrics():
+def test_a_latent_analysis_during_training_logs_only_histograms_traversals_and_metrics():
     during, end = _latent(final=False), _latent(final=True)
-    assert set(during.files) == {tracking.LATENT_HISTOGRAMS_PNG}
+    assert set(during.files) == {tracking.LATENT_HISTOGRAMS_PNG, tracking.LATENT_TRAVERSALS_PNG}
     assert tracking.latent_metric("pca_90") in during.metric_keys
-    assert {tracking.LATENT_COMPONENTS, tracking.LATENT_UNIFORM_HISTOGRAMS_PNG, tracking.latent_generated_png("uniform")
-            } <= set(end.files)
-    assert during.metric_keys < end.metric_keys  # the end adds the generators' in-region fractions
+    assert {tracking.LATENT_COMPONENTS, tracking.LATENT_UNIFORM_HISTOGRAMS_PNG, tracking.latent_generated_png("uniform"),
+            tracking.LATENT_TRAVERSALS_PNG, tracking.LATENT_INTERPOLATIONS_PNG, tracking.LATENT_INTERPOLATIONS,
+            tracking.LATENT_MAHALANOBIS_PNG, tracking.LATENT_MAHALANOBIS, tracking.LATENT_HELDOUT,
+            tracking.LATENT_HIT_RATES_PCA} <= set(end.files)
+    # the end adds the generators' in-region fractions, the KS statistic and the held-out shares
+    assert during.metric_keys < end.metric_keys
+    assert {tracking.LATENT_MAHALANOBIS_KS, tracking.latent_test_region_metric(2.0)} <= end.metric_keys - during.metric_keys
 
 
 def test_oips_during_training_render_with_epoch_steps(monkeypatch):

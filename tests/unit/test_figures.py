@@ -61,7 +61,8 @@ def test_every_figure_of_every_analysis_fits_2000_px(tmp_path):
     # an untrained encoder makes almost every component "dominant": the biggest correlation heat map there is
     record_latent_analysis(writer, ae, [(images[i : i + 100],) for i in range(0, 300, 100)],
                            LatentSettings(n_random=500, b=[1.0, 3.0], k=[2.0], z_sample=50, n_generate=16,
-                                          mu_threshold=0.0), step=0, progress=False)
+                                          mu_threshold=0.0), step=0, progress=False,
+                           heldout=("val", [(images[:40],)]), val_batches=[(images[:40],)])
     cnn = MnistCNN(conv_filters=(8, 8, 16), dense_units=(8,)).eval()
     record_oips(writer, cnn, OIPSettings(layers=["conv3"], steps=2, shared_scale=True), step=0, progress=False)
     photo = tmp_path / "photo.png"
@@ -70,7 +71,8 @@ def test_every_figure_of_every_analysis_fits_2000_px(tmp_path):
                                              steps_per_octave=1,
                                              octaves=4), step=0, progress=False)
     sizes = _png_sizes(client)
-    assert {tracking.LATENT_HEATMAP_PNG, tracking.LATENT_UNIFORM_HISTOGRAMS_PNG, "oip/conv3_random.png",
+    assert {tracking.LATENT_HEATMAP_PNG, tracking.LATENT_UNIFORM_HISTOGRAMS_PNG, tracking.LATENT_TRAVERSALS_PNG,
+            tracking.LATENT_INTERPOLATIONS_PNG, tracking.LATENT_MAHALANOBIS_PNG, "oip/conv3_random.png",
             "dream/octaves_photo/panels.png"} <= set(sizes)
     too_big = {path: size for path, size in sizes.items() if max(size) > tracking.MAX_FIGURE_PX}
     assert not too_big

@@ -8,7 +8,8 @@ PURE = [
     "latentdream.errors", "lightning_modules.networks", "lightning_modules.data.idx",
     "lightning_modules.data.face_cache", "lightning_modules.data.splits", "lightning_modules.data.arrays",
     "analysis.settings", "analysis.eval_mode", "analysis.latent", "analysis.encode", "analysis.oip",
-    "analysis.dream", "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
+    "analysis.dream", "analysis.plots.latent", "analysis.plots.latent_paths", "analysis.plots.images",
+    "analysis.plots.oip", "analysis.plots.dream",
     "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.sweeps.grid",
 ]
 
@@ -31,7 +32,7 @@ def test_pure_modules_import_neither_lightning_nor_mlflow():
 
 
 def test_latent_statistics_and_their_figures_need_no_torch():
-    assert _imported_after(["analysis.latent", "analysis.plots.latent"], ("torch",)) == ""
+    assert _imported_after(["analysis.latent", "analysis.plots.latent", "analysis.plots.latent_paths"], ("torch",)) == ""
     assert _imported_after(["analysis.oip"], ("torch",)) != ""  # the check does see an import
 
 
