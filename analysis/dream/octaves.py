@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, check_non_negative, evaluate, image_tensor, make_objective,
+from analysis.dream.common import (DreamResult, check_non_negative, dream_objective, evaluate, image_tensor,
                                    mean_over_windows, model_device)
 from analysis.dream.images import MIN_SIDE, resize, to_array
 from analysis.dream.windows import Windowed
@@ -93,7 +93,7 @@ def dream_octaves(
     check_non_negative(jitter=jitter)
     x = image_tensor(image, model_device(model))
     net = Windowed(model, MIN_SIDE, s.window_stride)
-    objective = mean_over_windows(make_objective(s.layer_target, s.response))
+    objective = dream_objective(s.layer_target, s.response, mean_over_windows)
     before = float(evaluate(net, objective, x)[0])
     shapes = octave_shapes(tuple(x.shape[-2:]), s.octaves, s.octave_scale)
     transforms = make_jitter(jitter, torch.Generator().manual_seed(s.seed))

@@ -1,7 +1,7 @@
 """Mode 1, the reference's first recipe: one map "dreams" on the 28×28 downscaled photo, details re-added.
 
 Preparation: ``small = downscale(x)`` to 28×28, ``lost = x − upscale(small)`` (bicubic both ways). Then
-``cycles`` times: ascend the objective for ``steps`` steps on the 28×28 image, ``full = upscale(dream) + lost``,
+``cycles`` times: ascend the objective (the map's ``dream.response``, post-ReLU by default, as the OIPs) for ``steps`` steps on the 28×28 image, ``full = upscale(dream) + lost``,
 ``small = downscale(full)``. With ``steps = 0`` this returns ``x`` itself (up to float rounding).
 """
 
@@ -16,8 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, check_non_negative, evaluate, image_tensor, make_objective,
-                                   model_device)
+from analysis.dream.common import DreamResult, check_non_negative, dream_objective, evaluate, image_tensor, model_device
 from analysis.dream.images import MIN_SIDE, contrast_stretch, detail, downscale, to_array, upscale
 from analysis.oip.ascent import ascend
 from analysis.oip.transforms import jitter as make_jitter
@@ -58,7 +57,9 @@ def dream_seed(
 ) -> SeedDream:
     """Dream ``settings.objective`` into ``image`` at the CNN's 28×28 resolution, keeping the photo's fine detail.
 
-    ``settings`` gives ``objective`` (``"conv3:56"``, ``"conv3"``), ``cycles`` (downscale → ascend → upscale + detail
+    ``settings`` gives ``objective`` (``"conv3:56"``, ``"conv3"``) and its ``response`` (``post_relu``, the default:
+    the mean activation the network passes on, as the OIPs; a map off everywhere gets the pre-ReLU gradient until it
+    fires, see :func:`~analysis.dream.common.push_silent`; ``pre_relu``: the conv output), ``cycles`` (downscale → ascend → upscale + detail
     rounds), ``steps`` per cycle (0 switches the ascent off: the output is the input), ``lr`` (null:
     :data:`SEED_LR`; for ``"normalized"`` in units of the mean |gradient| per step, pixel values are 0..1),
     ``low_pct``/``high_pct`` (percentiles mapped to 0 and 1 by the final contrast stretch) and ``seed`` (the jitter).
@@ -73,7 +74,7 @@ def dream_seed(
     cycles, steps = settings.cycles, settings.steps
     lr = SEED_LR if settings.lr is None else settings.lr
     check_non_negative(jitter=jitter)
-    objective = make_objective(settings.objective)
+    objective = dream_objective(settings.objective, settings.response)
     x = image_tensor(image, model_device(model))
     shape = tuple(x.shape[-2:])
     lost = detail(x, MIN_SIDE)

@@ -8,8 +8,9 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_octaves,
-                            dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
+from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_objective,
+                            dream_octaves, dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
+                            push_silent,
                             octave_shapes, resize, shrink, tiles, to_tensor, transfer_change, untile, upscale,
                             window_starts, windows)
 from analysis.oip.ascent import ascend
@@ -163,6 +164,43 @@ def test_make_objective_weighted_set():
         make_objective({"conv3": "big"})
     with pytest.raises(InputError, match="mapping"):
         make_objective({})
+
+
+def test_push_silent_keeps_the_post_relu_value_and_pushes_only_silent_elements():
+    # element 0: map 0 off everywhere (plain ReLU gradient 0); element 1: it fires at one position
+    a = torch.tensor([[[[-1.0, -2.0], [-3.0, -0.5]]], [[[-1.0, 2.0], [-3.0, -0.5]]]], requires_grad=True)
+    obj = push_silent(make_objective("conv3:0", "post_relu"), make_objective("conv3:0", "pre_relu"))
+    value = obj({"conv3": a})
+    torch.testing.assert_close(value, torch.tensor([0.0, 0.5]))  # the post-ReLU means, exactly
+    (g,) = torch.autograd.grad(value.sum(), a)
+    torch.testing.assert_close(g[0], torch.full((1, 2, 2), 0.25))  # the pre-ReLU mean's gradient: up everywhere
+    torch.testing.assert_close(g[1], torch.tensor([[[0.0, 0.25], [0.0, 0.0]]]))  # the plain ReLU's
+    assert dream_objective("conv3:0", "pre_relu")({"conv3": a}).tolist() == [-1.625, -0.625]
+
+
+def _silenced(model: MnistCNN, index: int, image: np.ndarray) -> MnistCNN:
+    """A copy of ``model`` whose conv3 map ``index`` is just below 0 everywhere on ``downscale(image)``."""
+    import copy
+
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        pre = activations(net, downscale(to_tensor(image)), ["conv3"])["conv3"][0, index]
+        net.conv3.bias[index] -= float(pre.max()) + 0.02
+    return net
+
+
+def test_seed_honours_the_response_and_wakes_a_silent_map(model):
+    img = smooth_image(45, 70)
+    small = downscale(to_tensor(img))
+    acts = activations(model, small, ["conv3"])["conv3"][0, 1].detach()
+    for response, expected in (("post_relu", torch.relu(acts).mean()), ("pre_relu", acts.mean())):
+        res = dream_seed(model, img, dream(dict(objective="conv3:1", response=response, cycles=1, steps=0)))
+        assert res.objective_before == pytest.approx(float(expected), rel=1e-5, abs=1e-7)
+    net = _silenced(model, 1, img)
+    plain = ascend(net, make_objective("conv3:1", "post_relu"), small, steps=5, lr=0.02, optimizer="normalized")
+    assert float(plain.grad_abs[0]) == 0 and float(plain.final[0]) == 0  # the plain ReLU: no gradient, stuck at 0
+    res = dream_seed(net, img, dream(dict(objective="conv3:1", cycles=2, steps=10, lr=0.02)))
+    assert res.objective_before == 0 and res.objective_gain > 0.01  # pushed until it fired, then it grew
 
 
 def test_octave_shapes_skip_octaves_below_28():
