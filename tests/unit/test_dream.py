@@ -154,6 +154,31 @@ def test_windowed_model_keeps_layer_names_and_mode(model):
     assert not model.training and not model.conv1.training
 
 
+def test_windowed_cuts_the_windows_outputs_from_one_pass(model):
+    net = Windowed(model, 28, 14, ["conv2", "conv3"])
+    assert net.shared and net.geometry == {"conv2": (2, (11, 11)), "conv3": (4, (3, 3))}
+    assert (net.period, net.stride) == (4, 12)
+    x = torch.rand(2, 1, 45, 59, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    assert net.pad(x).shape[-2:] == (48, 60)  # (side − 28) a multiple of 4: reflect-padded by 3 and 1 px
+    fast = net.layer_outputs(x, ["conv2", "conv3"])
+    slow = activations(model, windows(net.pad(x), 28, 12), ["conv2", "conv3"])
+    assert fast["conv3"].shape == (2 * 3 * 4, 8, 3, 3)
+    for name in ("conv2", "conv3"):
+        torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast["conv3"].relu().sum(), x)
+    (g_slow,) = torch.autograd.grad(slow["conv3"].relu().sum(), x)
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-5)  # the overlapping windows' gradients add up
+
+
+def test_windowed_falls_back_where_crops_differ():
+    same = torch.nn.Sequential()  # 'same' padding: a window's border sees zeros, the whole image its neighbours
+    same.add_module("conv1", torch.nn.Conv2d(1, 2, 3, padding=1))
+    net = Windowed(same, 28, 14, ["conv1"])
+    assert not net.shared and (net.period, net.stride) == (1, 14)
+    x = torch.rand(1, 1, 40, 50)
+    torch.testing.assert_close(net.layer_outputs(x, ["conv1"])["conv1"], same(windows(x, 28, 14)))
+
+
 def test_make_objective_weighted_set():
     acts = {"conv2": torch.ones(2, 3, 4, 4), "conv3": torch.full((2, 5, 2, 2), 2.0)}
     obj = make_objective({"conv2": 0.5, "conv3": 1.0})
@@ -252,7 +277,8 @@ def test_octaves_and_tiled_maximise_the_post_relu_response_by_default(model):
     img = smooth_image(48, 64)
     post = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0)))
     pre = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0, response="pre_relu")))
-    acts = activations(model, windows(to_tensor(img), 28, 14), ["conv3"])["conv3"].detach()
+    net = Windowed(model, 28, 14, ["conv3"])  # the grid the octaves use: stride 12, padded to multiples of 4
+    acts = activations(model, windows(net.pad(to_tensor(img)), 28, net.stride), ["conv3"])["conv3"].detach()
     assert post.objective_before == pytest.approx(float(torch.relu(acts).mean()), rel=1e-5)
     assert pre.objective_before == pytest.approx(float(acts.mean()), rel=1e-5)
     tiled = dream_tiled(model, img, dream(dict(steps=0)))
