@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis.eval_mode import eval_mode
-from analysis.oip.hooks import activations
+from analysis.oip.hooks import activations, get_layer
 
 
 def window_starts(length: int, size: int, stride: int) -> np.ndarray:
@@ -110,16 +110,20 @@ class Windowed(nn.Module):
         param = next(self.inner.parameters())
         channels = getattr(self.inner, "in_channels", 1)
         sides = range(self.size, self.size + 2 * self.PROBE + 1)
-        out = {n: activations(self.inner, param.new_zeros(1, channels, n, n), layers) for n in sides}
-        for name in layers:
-            side = {n: out[n][name].shape[-1] for n in sides}
-            period = next((d for d in range(1, self.PROBE + 1)
-                           if all(side[n + d] == side[n] + 1 for n in sides if n + d in side)), None)
-            if period is None or out[self.size][name].ndim != 4:
+        entry: dict[int, torch.Tensor] = {}  # side → the input of the deepest layer
+        out = {n: self._probe(param.new_zeros(1, channels, n, n), layers, entry, n) for n in sides}
+        last = list(out[self.size])[-1]  # the layer that fires last: its input is cut instead of its output
+        for name, shapes in [(n, {side: out[side][n].shape for side in sides}) for n in layers] + [(None, entry)]:
+            if len(shapes) != len(sides) or any(len(shape) != 4 for shape in shapes.values()):
                 return
-            self.geometry[name] = (period, tuple(out[self.size][name].shape[-2:]))
+            period = next((d for d in range(1, self.PROBE + 1)
+                           if all(shapes[n + d][-1] == shapes[n][-1] + 1 for n in sides if n + d in shapes)), None)
+            if period is None:
+                return
+            self.geometry[name or f"{last}:input"] = (period, tuple(shapes[self.size][-2:]))
+        self.last = last
         self.period = math.lcm(*(d for d, _ in self.geometry.values()))
-        self.stride = max(self.period, stride // self.period * self.period)
+        self.stride = max(self.period, math.floor(stride / self.period + 0.5) * self.period)
         probe = torch.rand(1, channels, self.size + 2 * self.stride + 1, self.size + self.stride + 3,
                            generator=torch.Generator().manual_seed(0)).to(param)
         fast, slow = self._cut(probe, layers), activations(self.inner, windows(self.pad(probe), self.size,
@@ -128,6 +132,22 @@ class Windowed(nn.Module):
                           for n in layers)
         if not self.shared:  # back to the plain grid, windows computed one by one
             self.stride, self.period, self.geometry = stride, 1, {}
+
+    def _probe(self, x: torch.Tensor, layers: list[str], entry: dict, side: int) -> dict[str, torch.Tensor]:
+        """The outputs of ``layers`` for ``x``, and the input shape of the layer that fires last into ``entry``."""
+        seen: dict[str, torch.Tensor] = {}
+
+        def grab(module, args):
+            seen["input"] = args[0] if len(args) == 1 and isinstance(args[0], torch.Tensor) else torch.empty(0)
+
+        handles = [get_layer(self.inner, name).register_forward_pre_hook(grab) for name in layers]
+        try:
+            out = activations(self.inner, x, layers)
+        finally:
+            for handle in handles:
+                handle.remove()
+        entry[side] = seen["input"].shape  # the last pre-hook to fire is the deepest layer's
+        return out
 
     def __getattr__(self, name: str):
         try:
@@ -151,18 +171,29 @@ class Windowed(nn.Module):
         """The outputs of ``layers`` for every window of ``x``: {name: (B · n_windows, K, h, w)}, as
         ``activations(model, windows(pad(x)), layers)`` — but cut from one pass over the whole image when
         :attr:`shared` (used by :func:`analysis.oip.hooks.activations`)."""
-        if self.shared and all(name in self.geometry for name in layers):
+        if self.shared and self.last in layers and all(name in self.geometry for name in layers):
             return self._cut(x, layers)
         return activations(self.inner, windows(self.pad(x), self.size, self.stride), layers)
 
     def _cut(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """One pass over the padded image; the deepest layer gets its windows' inputs cut from the whole image's
+        (so it computes only the positions some window has), the other layers' outputs are cut afterwards."""
         x = self.pad(x)
-        full = activations(self.inner, x, layers)
         ys, xs = window_starts(x.shape[-2], self.size, self.stride), window_starts(x.shape[-1], self.size, self.stride)
+        period, shape = self.geometry[f"{self.last}:input"]
+
+        def cut_input(module, args):
+            return (crops(args[0], ys // period, xs // period, shape),)
+
+        handle = get_layer(self.inner, self.last).register_forward_pre_hook(cut_input)
+        try:
+            full = activations(self.inner, x, layers)
+        finally:
+            handle.remove()
         out = {}
         for name in dict.fromkeys(layers):
             period, shape = self.geometry[name]
-            out[name] = crops(full[name], ys // period, xs // period, shape)
+            out[name] = full[name] if name == self.last else crops(full[name], ys // period, xs // period, shape)
         return out
 
 

@@ -156,13 +156,13 @@ def test_windowed_model_keeps_layer_names_and_mode(model):
 
 def test_windowed_cuts_the_windows_outputs_from_one_pass(model):
     net = Windowed(model, 28, 14, ["conv2", "conv3"])
-    assert net.shared and net.geometry == {"conv2": (2, (11, 11)), "conv3": (4, (3, 3))}
-    assert (net.period, net.stride) == (4, 12)
+    assert net.shared and net.geometry == {"conv2": (2, (11, 11)), "conv3": (4, (3, 3)), "conv3:input": (4, (5, 5))}
+    assert (net.period, net.stride) == (4, 16)
     x = torch.rand(2, 1, 45, 59, generator=torch.Generator().manual_seed(1), requires_grad=True)
     assert net.pad(x).shape[-2:] == (48, 60)  # (side − 28) a multiple of 4: reflect-padded by 3 and 1 px
     fast = net.layer_outputs(x, ["conv2", "conv3"])
-    slow = activations(model, windows(net.pad(x), 28, 12), ["conv2", "conv3"])
-    assert fast["conv3"].shape == (2 * 3 * 4, 8, 3, 3)
+    slow = activations(model, windows(net.pad(x), 28, 16), ["conv2", "conv3"])
+    assert fast["conv3"].shape == (2 * 3 * 3, 8, 3, 3)  # starts 0, 16, 20 down and 0, 16, 32 across
     for name in ("conv2", "conv3"):
         torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-5)
     (g_fast,) = torch.autograd.grad(fast["conv3"].relu().sum(), x)
@@ -173,10 +173,12 @@ def test_windowed_cuts_the_windows_outputs_from_one_pass(model):
 def test_windowed_falls_back_where_crops_differ():
     same = torch.nn.Sequential()  # 'same' padding: a window's border sees zeros, the whole image its neighbours
     same.add_module("conv1", torch.nn.Conv2d(1, 2, 3, padding=1))
-    net = Windowed(same, 28, 14, ["conv1"])
+    same.add_module("conv2", torch.nn.Conv2d(2, 2, 3))
+    net = Windowed(same, 28, 14, ["conv1", "conv2"])
     assert not net.shared and (net.period, net.stride) == (1, 14)
     x = torch.rand(1, 1, 40, 50)
-    torch.testing.assert_close(net.layer_outputs(x, ["conv1"])["conv1"], same(windows(x, 28, 14)))
+    torch.testing.assert_close(net.layer_outputs(x, ["conv2"])["conv2"], same(windows(x, 28, 14)))
+    assert Windowed(same, 28, 14, ["conv1"]).shared  # the first layer alone: its input cut is the windows themselves
 
 
 def test_make_objective_weighted_set():
