@@ -7,8 +7,10 @@
    Keras-style DeepDream loop (F. Chollet's: image pyramid, detail re-injection, normalised gradient steps on the
    layer's post-ReLU mean over the whole image; no windows, jitter or clamp) with the same pyramid, steps and step
    size, on a CNN trained for ``--train-epochs`` on the bundled digits (gains of an untrained net mean little).
-   Each is timed ``--repeats`` times, alternating, and the medians of CPU time (``time.process_time``, all threads)
-   and wall time are compared. The gain of each is measured with one yardstick, the octave mode's objective (mean
+   Each is timed ``--repeats`` times, alternating, with ``--threads`` torch threads (default 1: on a shared VM the
+   CPU time of several threads mostly counts OpenMP workers spinning), and the medians of CPU time
+   (``time.process_time``) and wall time are compared. A third run, the loop fed channels-last input as the
+   octave mode is on the CPU, shows how much of the difference that layout makes. The gain of each is measured with one yardstick, the octave mode's objective (mean
    over windows of the layer's post-ReLU response), and with the loop's own (the whole image's post-ReLU mean).
    Goal: octave / loop CPU time ≤ 1.0 at a gain ratio ≥ 1.0.
 
@@ -62,10 +64,12 @@ def trained_cnn(epochs: int) -> MnistCNN:
     return net.eval()
 
 
-def minimal_loop(model: torch.nn.Module, image: np.ndarray, layer: str, settings: DreamSettings) -> np.ndarray:
+def minimal_loop(model: torch.nn.Module, image: np.ndarray, layer: str, settings: DreamSettings,
+                 channels_last: bool = False) -> np.ndarray:
     """Chollet's Keras DeepDream loop on the post-ReLU mean of ``layer`` over the whole image (the conv layers
     take any size): per octave, smallest first, resize the dream up, ``steps_per_octave`` steps
-    ``x += lr · g / max(mean|g|, 1e-7)``, then add the detail the smaller octave lacked. Returns (H, W) in [0, 1]."""
+    ``x += lr · g / max(mean|g|, 1e-7)``, then add the detail the smaller octave lacked. Returns (H, W) in [0, 1].
+    ``channels_last`` feeds the CNN channels-last strides, as the octave mode does on the CPU (for comparison)."""
     s = settings
     lr = OCTAVES_LR if s.lr is None else s.lr
     original = to_tensor(image)
@@ -75,7 +79,8 @@ def minimal_loop(model: torch.nn.Module, image: np.ndarray, layer: str, settings
         img = resize(img, shape)
         for _ in range(s.steps_per_octave):
             img = img.detach().requires_grad_(True)
-            loss = torch.relu(activations(model, img, [layer])[layer]).mean()
+            seen = img.to(memory_format=torch.channels_last) if channels_last else img
+            loss = torch.relu(activations(model, seen, [layer])[layer]).mean()
             (g,) = torch.autograd.grad(loss, img)
             img = img + lr * g / g.abs().mean().clamp_min(1e-7)
         same = resize(original, shape)
@@ -113,6 +118,15 @@ def tiled(args: argparse.Namespace) -> None:
 
 
 def octaves(args: argparse.Namespace) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # CPU time with several threads on a busy VM mostly counts spinning workers
+    try:
+        _octaves(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _octaves(args: argparse.Namespace) -> None:
     model = trained_cnn(args.train_epochs)
     img = shrink(default_image(), args.octave_size)
     settings = DreamSettings(layer_objective="conv3", seed=0)
@@ -121,14 +135,18 @@ def octaves(args: argparse.Namespace) -> None:
     layer = settings.layer_objective
     ours = lambda: dream_octaves(model, img, settings)  # noqa: E731
     loop = lambda: minimal_loop(model, img, layer, settings)  # noqa: E731
-    ours(), loop()  # warm-up
-    runs = {"octave mode": [], "minimal loop": []}
-    for _ in range(args.repeats):  # alternating, so a load change on the machine hits both alike
-        runs["octave mode"].append(clocked(ours))
-        runs["minimal loop"].append(clocked(loop))
+    loop_cl = lambda: minimal_loop(model, img, layer, settings, channels_last=True)  # noqa: E731
+    calls = {"octave mode": ours, "minimal loop": loop, "loop, NHWC": loop_cl}
+    for call in calls.values():
+        call()  # warm-up
+    runs = {name: [] for name in calls}
+    for _ in range(args.repeats):  # alternating, so a load change on the machine hits all alike
+        for name, call in calls.items():
+            runs[name].append(clocked(call))
     cpu = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
     wall = {k: statistics.median(r[2] for r in v) for k, v in runs.items()}
     finals = {"octave mode": runs["octave mode"][0][0].image, "minimal loop": runs["minimal loop"][0][0]}
+    nhwc = runs.pop("loop, NHWC")
 
     objective = dream_objective(layer, settings.response, mean_over_windows)
     windowed = Windowed(model, MIN_SIDE, settings.window_stride, objective.layers)
@@ -151,6 +169,10 @@ def octaves(args: argparse.Namespace) -> None:
     print(f"octave/loop CPU ratio: {cpu['octave mode'] / cpu['minimal loop']:.2f}x (goal <= 1.0), wall ratio "
           f"{wall['octave mode'] / wall['minimal loop']:.2f}x, gain ratio "
           f"{first['octave mode'] / first['minimal loop']:.2f}x (goal >= 1.0)")
+    # the octave mode feeds the CNN channels-last strides on the CPU; a loop that did the same would be this fast
+    cpu_nhwc = statistics.median(r[1] for r in nhwc)
+    print(f"(the loop with channels-last input, as the octave mode uses: CPU {cpu_nhwc:.2f} s; octave/that ratio "
+          f"{cpu['octave mode'] / cpu_nhwc:.2f}x)")
 
 
 def main() -> None:
@@ -162,6 +184,7 @@ def main() -> None:
     parser.add_argument("--octave-steps", type=int, default=None, help="octaves: steps per octave (default: the mode's)")
     parser.add_argument("--train-epochs", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="octaves: torch threads while timing")
     args = parser.parse_args()
     tiled(args)
     octaves(args)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,6 +70,9 @@ def coverage(shape: tuple[int, int], size: int = 28, stride: int = 14) -> np.nda
     return count
 
 
+_PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → {(size, stride, layers): geometry}
+
+
 class Windowed(nn.Module):
     """``model`` applied to every sliding window of an image of any size ≥ ``size``.
 
@@ -100,10 +104,16 @@ class Windowed(nn.Module):
         self.size, self.stride, self.period = int(size), int(stride), 1
         self.training = model.training  # engines restore "our" mode onto the shared children afterwards
         self.geometry: dict[str, tuple[int, tuple[int, int]]] = {}  # layer → (D, output shape of one window)
-        self.shared = False
+        self.shared, self.last = False, None
         if layers:
-            with eval_mode(model), torch.no_grad():
-                self._share(list(dict.fromkeys(layers)), int(stride))
+            key = (self.size, self.stride, tuple(dict.fromkeys(layers)))
+            known = _PROBED.setdefault(model, {})
+            if key not in known:  # the geometry is the architecture's: probed once per model
+                with eval_mode(model), torch.no_grad():
+                    self._share(list(key[2]), int(stride))
+                known[key] = (dict(self.geometry), self.shared, self.last, self.period, self.stride)
+            geometry, self.shared, self.last, self.period, self.stride = known[key]
+            self.geometry = dict(geometry)
 
     def _share(self, layers: list[str], stride: int) -> None:
         """Probe the layers' downsampling, align the grid, and keep it only if crops equal the windows' outputs."""
@@ -179,6 +189,8 @@ class Windowed(nn.Module):
         """One pass over the padded image; the deepest layer gets its windows' inputs cut from the whole image's
         (so it computes only the positions some window has), the other layers' outputs are cut afterwards."""
         x = self.pad(x)
+        if x.device.type == "cpu":  # channels-last strides: every layer after runs oneDNN's NHWC kernels, whose
+            x = x.to(memory_format=torch.channels_last)  # max-pool is ~9x faster (a step ~20 % cheaper); same math
         ys, xs = window_starts(x.shape[-2], self.size, self.stride), window_starts(x.shape[-1], self.size, self.stride)
         period, shape = self.geometry[f"{self.last}:input"]
 
