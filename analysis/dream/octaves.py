@@ -3,7 +3,8 @@
 At each octave the whole image is seen by the 28×28 CNN through sliding windows (:class:`Windowed`): the
 objective is the mean over all windows, and autograd adds the gradients of overlapping windows. The conv layers run
 once on the whole image and the windows' outputs are cut from it (exactly what each window's own pass gives, on a
-window grid aligned to the layers' pooling: stride 14 → 12), so overlapping windows cost no extra convolutions.
+window grid aligned to the layers' pooling: stride 14 → 16), so overlapping windows cost no extra convolutions; on
+the CPU the image goes in with channels-last strides, where oneDNN's max-pool is much faster.
 
 Octave k (shapes smallest first, the last is the photo's own): the dream of octave k − 1 is upscaled and the
 detail the smaller octave lacks is added back, ``img = up(img) + (x_k − up(x_{k−1}))`` with ``x_k`` the photo
@@ -83,7 +84,7 @@ def dream_octaves(
     ``octave_scale`` (size ratio of neighbouring octaves; DeepDream uses 1.3–1.4), ``steps_per_octave`` normalised
     ascent steps ``x += lr · g / mean|g|`` (``lr`` null: :data:`OCTAVES_LR`), ``max_loss`` (stop an octave's ascent
     once the objective exceeds it, as Chollet's DeepDream does to keep the image from turning into pure pattern),
-    ``window_stride`` (px between the 28×28 windows, rounded down to a multiple of the layers' pooling,
+    ``window_stride`` (px between the 28×28 windows, rounded to the nearest multiple of the layers' pooling,
     see :class:`Windowed`; the last is aligned to the border) and ``seed`` (the jitter).
 
     :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= 28.

@@ -86,10 +86,12 @@ class Windowed(nn.Module):
     conv3 of the reference CNN: two 2×2 pools), a window starting at a multiple of ``D`` sees exactly the crop
     ``[y / D, y / D + h)`` of the whole image's output. :meth:`layer_outputs` then runs the network once on the whole
     image and cuts the windows' outputs from it — the same numbers as the windows' own forward passes (checked
-    once at construction on a random probe; where they differ, every window runs on its own). For this the window
-    grid is aligned: ``stride`` is rounded down to a multiple of ``D`` (14 → 12), and the image is reflect-padded at
-    its bottom and right by fewer than ``D`` px so the last window, aligned to the border, starts at a multiple of
-    ``D`` too (:meth:`pad`). :attr:`shared` says which way it runs; with ``layers`` empty it is the plain grid.
+    once per model on a random probe; where they differ, every window runs on its own). The deepest layer gets
+    its windows' *inputs* cut instead, so it computes only the positions some window has. For this the window
+    grid is aligned: ``stride`` is rounded to the nearest multiple of ``D`` (14 → 16; halves round up), and the
+    image is reflect-padded at its bottom and right by fewer than ``D`` px so the last window, aligned to the
+    border, starts at a multiple of ``D`` too (:meth:`pad`). :attr:`shared` says which way it runs; with
+    ``layers`` empty it is the plain grid.
 
     :param layers: the layers the objectives will read (their geometry is probed once).
     """
