@@ -10,8 +10,9 @@
   exactly), but a pixel where the gradient concentrates moves by ``lr · |g_i| / mean|g|``, up to ``lr · N`` for N
   pixels (7.84 at 28×28), and nothing clamps the result. So the step is not bounded per pixel: 150 steps of 0.01
   give each pixel a path of 1.5 on average, and on MNIST CNNs trained for 2 epochs its conv3 OIPs spanned −11.2 to
-  52.3 and −13.7 to 53 on data in [0, 1] (mean activations up to ~80, where ``lucent``'s stay near 1–3). The maps' activations on such patterns are not comparable with those of ``lucent`` (pixels
-  clamped to [0, 1]); the OIP grid's title says so (:func:`comparability_note`).
+  52.3 and −13.7 to 53 on data in [0, 1]. The maps' activations on such patterns (conv3: up to 79 on the first
+  CNN, where ``lucent``'s reached 4.2) are not comparable with those of ``lucent`` (pixels clamped to [0, 1]); the
+  OIP grid's title says so (:func:`comparability_note`).
 
 A preset is one row of :data:`PRESET_VALUES`. The settings named there default to None in
 :class:`analysis.settings.OIPSettings`, meaning "the preset's value"; :func:`resolve` fills them in, so a value the
