@@ -166,14 +166,15 @@ class DreamSettings(PeriodicSettings):
     """Deep dreams of the MNIST CNN on a photo (the reference's third post).
 
     ``modes`` to run on ``image`` (null: the flower photo scikit-learn ships), shrunk to at most ``max_side`` px.
-    ``seed`` mode: ``objective`` (``layer:map``), ``cycles`` rounds of ``steps`` ascent steps at 28×28, the final
-    image contrast-stretched between the ``low_pct`` and ``high_pct`` percentiles. ``octaves`` and ``tiled``: the
-    whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``), its
-    ``response``: ``post_relu`` (default; the mean activation the network passes on, classical DeepDream: amplifies
-    what the net already sees) or ``pre_relu`` (the conv output, which an ascent can also raise by darkening);
+    Every mode maximises the ``response`` of its objective: ``post_relu`` (default; the mean activation the network
+    passes on, as the OIPs and classical DeepDream: amplifies what the net already sees; a map that is off
+    everywhere gets the pre-ReLU gradient until it fires) or ``pre_relu`` (the conv output, which an ascent can also
+    raise by darkening). ``seed`` mode: ``objective`` (``layer:map``), ``cycles`` rounds of ``steps`` ascent steps at
+    28×28, the final image contrast-stretched between the ``low_pct`` and ``high_pct`` percentiles. ``octaves`` and
+    ``tiled``: the whole layer ``layer_objective`` (or the weighted set ``layers``, e.g. ``{conv2: 0.5, conv3: 1.0}``);
     ``octaves`` pyramid levels ``octave_scale`` apart with ``steps_per_octave`` steps each through 28×28 windows
-    ``window_stride`` px apart, stopping an octave once the objective exceeds ``max_loss``; ``tiled``: ``steps``
-    steps on 28×28 tiles, ``tile_batch`` tiles per pass. ``lr`` null takes each mode's own step size.
+    ``window_stride`` px apart (rounded to a multiple of the layers' pooling: 14 → 16 for conv3), stopping an octave
+    once the objective exceeds ``max_loss``; ``tiled``: ``steps`` steps on 28×28 tiles, ``tile_batch`` tiles per pass. ``lr`` null takes each mode's own step size.
     ``child_run`` puts ``latentdream dream``'s results into a nested run. ``seed`` fixes the jitter and offsets.
     """
 

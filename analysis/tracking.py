@@ -129,8 +129,13 @@ def oip_metric(layer: str, name: str) -> str:
     return f"{OIP_DIR}/{layer}/{name}"
 
 
+# the names of ``dream/<mode>/<name>``: the objective (``dream.response`` of the mode's objective, post-ReLU by
+# default, so >= 0) on the photo as the mode's network sees it, on the dream, and after − before
+DREAM_OBJECTIVE_BEFORE, DREAM_OBJECTIVE_AFTER, DREAM_OBJECTIVE_GAIN = "objective_before", "objective_after", "objective_gain"
+
+
 def dream_metric(mode: str, name: str) -> str:
-    """``dream/<mode>/<objective_before|objective_after|objective_gain>``."""
+    """``dream/<mode>/<objective_before|objective_after|objective_gain>`` (:data:`DREAM_OBJECTIVE_BEFORE`, …)."""
     return f"{DREAM_DIR}/{mode}/{name}"
 
 
@@ -140,7 +145,7 @@ def is_sweep_summary_metric(key: str) -> bool:
     parts = key.split("/")
     return (key in (TRAIN_LOSS, VAL_LOSS, TEST_LOSS, TRAIN_ACC, VAL_ACC, TEST_ACC) or parts[0] == LATENT_DIR
             or (parts[0] == OIP_DIR and parts[-1] == "dead_maps")
-            or (parts[0] == DREAM_DIR and parts[-1] == "objective_gain"))
+            or (parts[0] == DREAM_DIR and parts[-1] == DREAM_OBJECTIVE_GAIN))
 
 
 # --- params: few and short, since the MLflow UI captions every image card with all of them; every other config

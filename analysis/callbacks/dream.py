@@ -64,9 +64,9 @@ def record_dreams(
         used = {**as_plain(settings), "mode": str(mode), "image_name": name, "image_shape": list(image.shape),
                 "final_shape": list(full.shape)}
         writer.text(f"{folder}/config.yaml", yaml.safe_dump(used, sort_keys=True))
-        metrics[tracking.dream_metric(mode, "objective_before")] = result.objective_before
-        metrics[tracking.dream_metric(mode, "objective_after")] = result.objective_after
-        metrics[tracking.dream_metric(mode, "objective_gain")] = result.objective_gain
+        metrics[tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_BEFORE)] = result.objective_before
+        metrics[tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_AFTER)] = result.objective_after
+        metrics[tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_GAIN)] = result.objective_gain
     writer.metrics(metrics, step=step)
     return metrics
 

@@ -44,7 +44,7 @@ def record_oips(
     first write, so a failure leaves the run as it was)."""
     with eval_mode(network):
         results = render_all(network, settings, progress)
-    grids = [oip_grid(r, shared_scale=settings.shared_scale) for r in results]
+    grids = [oip_grid(r, shared_scale=settings.shared_scale, preset=settings.preset) for r in results]
     for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
         writer.figure(f"{stem}.png", grid, step_key=stem, step=step)

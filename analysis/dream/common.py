@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -40,6 +40,36 @@ def make_objective(spec: ObjectiveSpec, response: Response | str = Response.pre_
             parts.append(float(weight) * parse_objective(name, response))
         return Objective.sum(parts)
     raise InputError(f"objective {spec!r} is not 'layer', 'layer:map' or a non-empty {{layer: weight}} mapping")
+
+
+def push_silent(post: Objective, pre: Objective) -> Objective:
+    """``post`` (a post-ReLU objective) whose gradient does not vanish while it is 0: for every batch element b
+    with ``post_b == 0`` (the maps are off everywhere, so the plain ReLU gradient is 0) the gradient is that of the
+    pre-ReLU objective ``pre_b``, which pushes the map up until it fires; elsewhere it is ``post``'s own.
+
+    The value is ``post`` exactly (``post + (pre − pre) = post``), so reported objectives stay post-ReLU (>= 0).
+    Under the dreams' normalised step ``lr · g / mean|g|`` the push moves the pixels as far as any other step.
+    Applied per element of the ascent's batch: the 28×28 image (seed), the whole image (octaves, after
+    :func:`mean_over_windows`), each tile (tiled; each tile is an input of its own there).
+    """
+
+    def fn(acts):
+        value, fallback = post(acts), pre(acts)
+        silent = value.detach() == 0
+        return value + torch.where(silent, fallback - fallback.detach(), torch.zeros_like(fallback))
+
+    return Objective(fn, post.layers + pre.layers, f"{post.description} (pre-ReLU push while silent)")
+
+
+def dream_objective(spec: ObjectiveSpec, response: Response | str,
+                    adapt: Callable[[Objective], Objective] = lambda objective: objective) -> Objective:
+    """What a dream mode maximises: ``adapt(make_objective(spec, response))`` (``adapt``: e.g.
+    :func:`mean_over_windows`); with ``post_relu`` wrapped in :func:`push_silent`, so a map that is off
+    everywhere on the start image still gets a gradient (the plain ReLU's is 0 there)."""
+    objective = adapt(make_objective(spec, response))
+    if Response(response) == Response.post_relu and not isinstance(spec, Objective):
+        objective = push_silent(objective, adapt(make_objective(spec, Response.pre_relu)))
+    return objective
 
 
 def mean_over_windows(objective: Objective, n_images: int = 1) -> Objective:

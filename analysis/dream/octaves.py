@@ -1,7 +1,10 @@
 """Mode 2, classical DeepDream: an image pyramid, normalised gradient, roll jitter, detail re-injection.
 
 At each octave the whole image is seen by the 28×28 CNN through sliding windows (:class:`Windowed`): the
-objective is the mean over all windows, and autograd adds the gradients of overlapping windows.
+objective is the mean over all windows, and autograd adds the gradients of overlapping windows. The conv layers run
+once on the whole image and the windows' outputs are cut from it (exactly what each window's own pass gives, on a
+window grid aligned to the layers' pooling: stride 14 → 16), so overlapping windows cost no extra convolutions; on
+the CPU the image goes in with channels-last strides, where oneDNN's max-pool is much faster.
 
 Octave k (shapes smallest first, the last is the photo's own): the dream of octave k − 1 is upscaled and the
 detail the smaller octave lacks is added back, ``img = up(img) + (x_k − up(x_{k−1}))`` with ``x_k`` the photo
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import (DreamResult, check_non_negative, evaluate, image_tensor, make_objective,
+from analysis.dream.common import (DreamResult, check_non_negative, dream_objective, evaluate, image_tensor,
                                    mean_over_windows, model_device)
 from analysis.dream.images import MIN_SIDE, resize, to_array
 from analysis.dream.windows import Windowed
@@ -81,7 +84,8 @@ def dream_octaves(
     ``octave_scale`` (size ratio of neighbouring octaves; DeepDream uses 1.3–1.4), ``steps_per_octave`` normalised
     ascent steps ``x += lr · g / mean|g|`` (``lr`` null: :data:`OCTAVES_LR`), ``max_loss`` (stop an octave's ascent
     once the objective exceeds it, as Chollet's DeepDream does to keep the image from turning into pure pattern),
-    ``window_stride`` (px between the 28×28 windows; the last is aligned to the border) and ``seed`` (the jitter).
+    ``window_stride`` (px between the 28×28 windows, rounded to the nearest multiple of the layers' pooling,
+    see :class:`Windowed`; the last is aligned to the border) and ``seed`` (the jitter).
 
     :param image: (H, W) grayscale in [0, 1] (or an image file, read as gray), H, W >= 28.
     :param jitter: random roll of up to ± ``jitter`` px before each forward pass (gradient rolled back).
@@ -92,8 +96,8 @@ def dream_octaves(
     lr = OCTAVES_LR if s.lr is None else s.lr
     check_non_negative(jitter=jitter)
     x = image_tensor(image, model_device(model))
-    net = Windowed(model, MIN_SIDE, s.window_stride)
-    objective = mean_over_windows(make_objective(s.layer_target, s.response))
+    objective = dream_objective(s.layer_target, s.response, mean_over_windows)
+    net = Windowed(model, MIN_SIDE, s.window_stride, objective.layers)  # one pass per image, cut into windows
     before = float(evaluate(net, objective, x)[0])
     shapes = octave_shapes(tuple(x.shape[-2:]), s.octaves, s.octave_scale)
     transforms = make_jitter(jitter, torch.Generator().manual_seed(s.seed))
@@ -128,8 +132,8 @@ def dream_octaves(
 
 def _ascend_capped(net, objective, img, steps, max_loss, **kwargs) -> tuple[torch.Tensor, np.ndarray, bool]:
     """The engine's normalised ascent; with ``max_loss`` one step per call so the run can stop at the cap."""
-    if max_loss is None:
-        res = ascend(net, objective, img, steps=steps, optimizer="normalized", **kwargs)
+    if max_loss is None:  # the caller evaluates the octave's image once: no measuring passes before and after
+        res = ascend(net, objective, img, steps=steps, optimizer="normalized", measure=False, **kwargs)
         return res.images, res.history[:, 0].cpu().numpy(), False
     history = []
     for _ in range(steps):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.dream.common import DreamResult, evaluate, image_tensor, make_objective, model_device
+from analysis.dream.common import DreamResult, dream_objective, evaluate, image_tensor, model_device
 from analysis.dream.images import MIN_SIDE, to_array
 from analysis.dream.windows import tiles, untile
 from analysis.oip.ascent import ascend
@@ -90,7 +90,7 @@ def dream_tiled(
     steps, lr = s.steps, TILED_LR if s.lr is None else s.lr
     if tile < 8:
         raise InputError(f"tile must be >= 8 px, got {tile}")
-    objective = make_objective(s.layer_target, s.response)
+    objective = dream_objective(s.layer_target, s.response)
     x = image_tensor(image, model_device(model))
     if min(x.shape[-2:]) < tile:
         raise InputError(f"image is {x.shape[-2]}×{x.shape[-1]} px; tiles of {tile} px need at least {tile}×{tile}")

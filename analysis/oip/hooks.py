@@ -82,9 +82,15 @@ def capture(
 def activations(model: nn.Module, x: torch.Tensor, layer_names: Sequence[str]) -> dict[str, torch.Tensor]:
     """Run ``model`` on ``x`` (B, C, H, W) up to the last of ``layer_names`` and return their outputs by name.
 
+    A model with a method ``layer_outputs(x, layer_names)`` computes them itself (e.g.
+    :class:`analysis.dream.windows.Windowed`, which cuts every window's outputs from one pass over the image).
+
     :raises RuntimeError: if the forward pass ends without reaching one of the layers (it is not used by
         ``model.forward``).
     """
+    own = getattr(model, "layer_outputs", None)
+    if own is not None:
+        return own(x, layer_names)
     with capture(model, layer_names, stop_when_done=True) as acts:
         try:
             model(x)

@@ -53,6 +53,18 @@ def _headline(what: str, result, suptitle: str | None) -> str:
     return f"{suptitle} — {gain}" if suptitle else gain
 
 
+def _target(result) -> str:
+    """``", conv3:56 post-ReLU mean (fires: yes)"``: what a seed dream maximised and whether the map fires at the
+    end (a post-ReLU objective > 0); empty for results that do not say."""
+    target = getattr(result, "target", "")
+    if not target:
+        return ""
+    name, _, response = target.partition(" ")
+    if response == "post_relu":
+        return f", {name} post-ReLU mean (map fires: {'yes' if result.objective_after > 0 else 'no'})"
+    return f", {name} {response.replace('_', '-')} mean"
+
+
 def seed_panels(result, *, suptitle: str | None = None, panel_inches: float = 2.4) -> Figure:
     """The reference's six panels of a :class:`~analysis.dream.SeedDream`, in two rows of three: the 28×28 dream
     after the first and after the last cycle (viridis, on one scale so the growth of the pattern shows), the last in
@@ -66,7 +78,7 @@ def seed_panels(result, *, suptitle: str | None = None, panel_inches: float = 2.
         ["28×28 dream, cycle 1", f"28×28 dream, cycle {cycles}", f"28×28 dream, cycle {cycles} (gray)",
          "upscaled dream", "details re-added", "details re-added, stretched"],
         ["viridis", "viridis", "gray", "gray", "gray", "gray"],
-        suptitle=_headline(f"seed ({cycles} cycles)", result, suptitle),
+        suptitle=_headline(f"seed ({cycles} cycles){_target(result)}", result, suptitle),
         ranges=[shared, shared, None, None, (0.0, 1.0), (0.0, 1.0)],
         panel_inches=panel_inches,
         ncols=3,

@@ -12,7 +12,8 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY_ARGS = {
     "celeba_cache.py": ["--n", "48", "--min-seconds", "0.05"],
-    "dream.py": ["--size", "84", "--steps", "1"],
+    "dream.py": ["--size", "84", "--steps", "1", "--octave-size", "64", "--octave-steps", "1", "--train-epochs", "0",
+                 "--repeats", "1"],
     "latent_analysis.py": ["--n-random", "500", "--dim", "8", "--repeats", "1"],
     "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1"],
     "throughput.py": ["--images", "512", "--repeats", "1", "--warmup", "1", "--bf16"],

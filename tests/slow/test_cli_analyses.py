@@ -103,7 +103,9 @@ def test_dream_each_mode_in_both_argument_orders(runs, tmp_path, mode, order):
     assert _files(client, run_id, folder) == {"panels.png", "final.png", "config.yaml"}
     final = Image.open(client.download_artifacts(run_id, f"{folder}/final.png", str(tmp_path)))
     assert final.size == PHOTO_SHAPE[::-1]  # the photo's own resolution, though the dream ran at 64 px
-    assert tracking.dream_metric(mode, "objective_gain") in client.get_run(run_id).data.metrics
+    metrics = client.get_run(run_id).data.metrics
+    assert tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_GAIN) in metrics
+    assert metrics[tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_BEFORE)] >= 0  # post-ReLU in every mode
 
 
 def test_dream_on_the_default_photo_runs_every_mode(runs, tmp_path):

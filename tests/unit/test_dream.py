@@ -8,8 +8,9 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_octaves,
-                            dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
+from analysis.dream import (Windowed, contrast_stretch, coverage, default_image, detail, downscale, dream_objective,
+                            dream_octaves, dream_seed, dream_tiled, load_image, make_objective, mean_over_windows,
+                            push_silent,
                             octave_shapes, resize, shrink, tiles, to_tensor, transfer_change, untile, upscale,
                             window_starts, windows)
 from analysis.oip.ascent import ascend
@@ -153,6 +154,33 @@ def test_windowed_model_keeps_layer_names_and_mode(model):
     assert not model.training and not model.conv1.training
 
 
+def test_windowed_cuts_the_windows_outputs_from_one_pass(model):
+    net = Windowed(model, 28, 14, ["conv2", "conv3"])
+    assert net.shared and net.geometry == {"conv2": (2, (11, 11)), "conv3": (4, (3, 3)), "conv3:input": (4, (5, 5))}
+    assert (net.period, net.stride) == (4, 16)
+    x = torch.rand(2, 1, 45, 59, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    assert net.pad(x).shape[-2:] == (48, 60)  # (side − 28) a multiple of 4: reflect-padded by 3 and 1 px
+    fast = net.layer_outputs(x, ["conv2", "conv3"])
+    slow = activations(model, windows(net.pad(x), 28, 16), ["conv2", "conv3"])
+    assert fast["conv3"].shape == (2 * 3 * 3, 8, 3, 3)  # starts 0, 16, 20 down and 0, 16, 32 across
+    for name in ("conv2", "conv3"):
+        torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast["conv3"].relu().sum(), x)
+    (g_slow,) = torch.autograd.grad(slow["conv3"].relu().sum(), x)
+    torch.testing.assert_close(g_fast, g_slow, rtol=1e-4, atol=1e-5)  # the overlapping windows' gradients add up
+
+
+def test_windowed_falls_back_where_crops_differ():
+    same = torch.nn.Sequential()  # 'same' padding: a window's border sees zeros, the whole image its neighbours
+    same.add_module("conv1", torch.nn.Conv2d(1, 2, 3, padding=1))
+    same.add_module("conv2", torch.nn.Conv2d(2, 2, 3))
+    net = Windowed(same, 28, 14, ["conv1", "conv2"])
+    assert not net.shared and (net.period, net.stride) == (1, 14)
+    x = torch.rand(1, 1, 40, 50)
+    torch.testing.assert_close(net.layer_outputs(x, ["conv2"])["conv2"], same(windows(x, 28, 14)))
+    assert Windowed(same, 28, 14, ["conv1"]).shared  # the first layer alone: its input cut is the windows themselves
+
+
 def test_make_objective_weighted_set():
     acts = {"conv2": torch.ones(2, 3, 4, 4), "conv3": torch.full((2, 5, 2, 2), 2.0)}
     obj = make_objective({"conv2": 0.5, "conv3": 1.0})
@@ -163,6 +191,43 @@ def test_make_objective_weighted_set():
         make_objective({"conv3": "big"})
     with pytest.raises(InputError, match="mapping"):
         make_objective({})
+
+
+def test_push_silent_keeps_the_post_relu_value_and_pushes_only_silent_elements():
+    # element 0: map 0 off everywhere (plain ReLU gradient 0); element 1: it fires at one position
+    a = torch.tensor([[[[-1.0, -2.0], [-3.0, -0.5]]], [[[-1.0, 2.0], [-3.0, -0.5]]]], requires_grad=True)
+    obj = push_silent(make_objective("conv3:0", "post_relu"), make_objective("conv3:0", "pre_relu"))
+    value = obj({"conv3": a})
+    torch.testing.assert_close(value, torch.tensor([0.0, 0.5]))  # the post-ReLU means, exactly
+    (g,) = torch.autograd.grad(value.sum(), a)
+    torch.testing.assert_close(g[0], torch.full((1, 2, 2), 0.25))  # the pre-ReLU mean's gradient: up everywhere
+    torch.testing.assert_close(g[1], torch.tensor([[[0.0, 0.25], [0.0, 0.0]]]))  # the plain ReLU's
+    assert dream_objective("conv3:0", "pre_relu")({"conv3": a}).tolist() == [-1.625, -0.625]
+
+
+def _silenced(model: MnistCNN, index: int, image: np.ndarray) -> MnistCNN:
+    """A copy of ``model`` whose conv3 map ``index`` is just below 0 everywhere on ``downscale(image)``."""
+    import copy
+
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        pre = activations(net, downscale(to_tensor(image)), ["conv3"])["conv3"][0, index]
+        net.conv3.bias[index] -= float(pre.max()) + 0.02
+    return net
+
+
+def test_seed_honours_the_response_and_wakes_a_silent_map(model):
+    img = smooth_image(45, 70)
+    small = downscale(to_tensor(img))
+    acts = activations(model, small, ["conv3"])["conv3"][0, 1].detach()
+    for response, expected in (("post_relu", torch.relu(acts).mean()), ("pre_relu", acts.mean())):
+        res = dream_seed(model, img, dream(dict(objective="conv3:1", response=response, cycles=1, steps=0)))
+        assert res.objective_before == pytest.approx(float(expected), rel=1e-5, abs=1e-7)
+    net = _silenced(model, 1, img)
+    plain = ascend(net, make_objective("conv3:1", "post_relu"), small, steps=5, lr=0.02, optimizer="normalized")
+    assert float(plain.grad_abs[0]) == 0 and float(plain.final[0]) == 0  # the plain ReLU: no gradient, stuck at 0
+    res = dream_seed(net, img, dream(dict(objective="conv3:1", cycles=2, steps=10, lr=0.02)))
+    assert res.objective_before == 0 and res.objective_gain > 0.01  # pushed until it fired, then it grew
 
 
 def test_octave_shapes_skip_octaves_below_28():
@@ -214,7 +279,8 @@ def test_octaves_and_tiled_maximise_the_post_relu_response_by_default(model):
     img = smooth_image(48, 64)
     post = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0)))
     pre = dream_octaves(model, img, dream(dict(octaves=1, steps_per_octave=0, response="pre_relu")))
-    acts = activations(model, windows(to_tensor(img), 28, 14), ["conv3"])["conv3"].detach()
+    net = Windowed(model, 28, 14, ["conv3"])  # the grid the octaves use: stride 12, padded to multiples of 4
+    acts = activations(model, windows(net.pad(to_tensor(img)), 28, net.stride), ["conv3"])["conv3"].detach()
     assert post.objective_before == pytest.approx(float(torch.relu(acts).mean()), rel=1e-5)
     assert pre.objective_before == pytest.approx(float(acts.mean()), rel=1e-5)
     tiled = dream_tiled(model, img, dream(dict(steps=0)))

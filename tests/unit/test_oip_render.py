@@ -166,6 +166,11 @@ def test_table_and_grid(small_cnn):
     assert len(axes[0].images) == 1 and axes[0].images[0].get_cmap().name == "viridis"
     assert not axes[1].images and [t.get_text() for t in axes[1].texts] == ["dead"]
     assert "post-ReLU mean activation" in fig.get_suptitle()  # the title says what the number over a panel is
+    assert "not comparable" not in fig.get_suptitle()
+    wild = type(res)(**{**res.__dict__, "patterns": res.patterns * 60 - 13})  # unclamped, as the reference preset's
+    title = oip_grid(wild, preset="reference").get_suptitle()
+    lo, hi = wild.patterns.min(), wild.patterns.max()
+    assert f"pixels span [{lo:.3g}, {hi:.3g}]" in title and "not comparable with the lucent preset" in title
 
 
 def test_grid_on_a_shared_scale(small_cnn):
