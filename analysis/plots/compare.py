@@ -252,7 +252,7 @@ def matched_oips(patterns: Sequence[np.ndarray], labels: Sequence[str], matching
         r, c = divmod(k, per_row)
         x, y = c * (2 * cell + gap), r * (label + cell)
         canvas.text(x + cell - 1, y + label / 2, f"{int(row.map_a)}↔{int(row.map_b)} {row.correlation:.2f}",
-                    ha="center", size=label * 0.8)
+                    ha="center", size=label * 0.65)
         for i, m in enumerate((row.map_a, row.map_b)):
             rgb, why = _oip_cell(patterns[i], gone[i], where[i], m, cmap)
             if rgb is None:

@@ -14,7 +14,7 @@ TINY_ARGS = {
     "celeba_cache.py": ["--n", "48", "--min-seconds", "0.05"],
     "dream.py": ["--size", "84", "--steps", "1"],
     "latent_analysis.py": ["--n-random", "500", "--dim", "8", "--repeats", "1"],
-    "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1"],
+    "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1", "--val", "64", "--render-steps", "2"],
     "throughput.py": ["--images", "512", "--repeats", "1", "--warmup", "1", "--bf16"],
 }
 
