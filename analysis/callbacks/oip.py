@@ -113,7 +113,6 @@ class OIPLogger(PeriodicAnalysis):
             settings = replace(settings, steps=settings.epoch_steps)
         data = None
         if final and settings.examples > 0:
-            data = trainer.datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH,
-                                                        device=next(pl_module.network.parameters()).device)
+            data = trainer.datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH)  # on the trainer's device
         record_oips(writer, pl_module.network, settings, epoch, progress=trainer.progress_bar_callback is not None,
                     final=final, data=data)

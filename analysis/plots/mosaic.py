@@ -47,9 +47,9 @@ class Canvas:
 
     def figure(self, title: str = "") -> Figure:
         """The picture, scaled so that the PNG's long side is at most :data:`MAX_PX` (at most 4× enlarged), with
-        ``title`` (lines at 10 pt) above it."""
+        ``title`` (lines at 12 pt) above it."""
         height, width = self.rgb.shape[:2]
-        title_px = 18 * (title.count("\n") + 1) + 10 if title else 0
+        title_px = 23 * (title.count("\n") + 1) + 10 if title else 0
         scale = min(4.0, (MAX_PX - title_px - 2) / height, (MAX_PX - 2) / width)
         total = height * scale + title_px
         fig = Figure(figsize=(width * scale / FIGURE_DPI, total / FIGURE_DPI))
@@ -63,5 +63,5 @@ class Canvas:
             kw = dict(kw)
             ax.text(x, y, s, fontsize=kw.pop("size") * points, **{"ha": "left", "va": "center", **kw})
         if title:
-            fig.text(0.5, 1 - 5 / total, title, ha="center", va="top", fontsize=10)
+            fig.text(0.5, 1 - 5 / total, title, ha="center", va="top", fontsize=12)
         return fig
