@@ -283,6 +283,6 @@ def cka_heatmap(table: pd.DataFrame, labels: Sequence[str]) -> Figure:
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel(labels[1])
     ax.set_ylabel(labels[0])
-    ax.set_title("linear CKA between layers", fontsize=10)
+    ax.set_title("linear CKA between layers on the probe images", fontsize=10)
     fig.colorbar(shown, ax=ax, shrink=0.8, label="CKA")
     return fig
