@@ -8,10 +8,10 @@ behave as in a real run (dead maps, plateauing objectives); for the timing itsel
 
 The dataset examples (``oip/examples_<layer>``) take one pass over the validation images with hooks on all three
 conv layers; their time, the figures' and the predictions' are printed beside the full OIP render of all layers
-(``oip.steps``, default 150), wall and CPU time, so the added cost can be judged against what the callback already
-spends.
+(``--render-steps``, default 30 as the demo's per-epoch render; the final render has ``oip.steps`` = 150, about 5×
+as long), wall and CPU time, so the added cost can be judged against what the callback already spends.
 Run: ``python benchmarks/oip_batch.py [--steps 50] [--train-steps 300] [--layer conv3] [--repeats 2]
-[--val 500] [--render-steps 150]``.
+[--val 500] [--render-steps 30]``.
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def main() -> None:
     parser.add_argument("--layer", default="conv3")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--val", type=int, default=500, help="validation images searched for dataset examples")
-    parser.add_argument("--render-steps", type=int, default=150, help="ascent steps of the OIP render compared with")
+    parser.add_argument("--render-steps", type=int, default=30,
+                        help="ascent steps of the OIP render compared with (the demo's per-epoch render; the final "
+                             "one has 150: about 5x as long)")
     args = parser.parse_args()
 
     model, accuracy = trained_cnn(args.train_steps)

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import torch
 
 
 def centred_gram(x: np.ndarray) -> np.ndarray:
     """H (X Xᵀ) H of representations ``x`` (n, ...) flattened to (n, p); float64 (n, n)."""
-    flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    flat = flat - flat.mean(axis=0, keepdims=True)  # centring the features centres the Gram matrix: H K H
-    return flat @ flat.T
+    flat = torch.as_tensor(np.asarray(x)).reshape(len(x), -1).double()  # torch: faster copies than numpy here
+    flat = flat - flat.mean(dim=0, keepdim=True)  # centring the features centres the Gram matrix: H K H
+    return (flat @ flat.T).numpy()
 
 
 def cka_from_grams(k: np.ndarray, l: np.ndarray) -> float:
