@@ -111,6 +111,8 @@ class OIPSettings(PeriodicSettings):
     network passes on; false: the pre-ReLU mean); ``redirect`` gives that objective a gradient while the map is
     silent everywhere (a redirected ReLU), false leaves a silent map without gradient: dead. ``seed`` fixes starts
     and shifts. ``shared_scale`` draws the grid's panels on one colour scale instead of each on its own min..max.
+    ``examples``: at the end, the validation images that activate each map most, this many a map, drawn beside its
+    OIP (0: none).
 
     ``preset`` names the recipe (:class:`~analysis.oip.presets.OIPPreset`: ``lucent`` or the reference's plain
     ``reference``); the recipe's settings (``optimizer``, ``lr``, ``jitter``, ``blur_every``, ``clip``,
@@ -138,9 +140,11 @@ class OIPSettings(PeriodicSettings):
     redirect: Optional[bool] = None
     shared_scale: bool = False
     seed: int = 0
+    examples: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(self.examples >= 0, "oip.examples", self.examples, "it must be >= 0 (0: no dataset examples)")
         require(len(self.layers) > 0, "oip.layers", list(self.layers), "name at least one conv layer")
         require(len(self.inits) > 0, "oip.inits", list(self.inits), f"give at least one of {', '.join(Init)}")
         require(self.maps is None or (len(self.maps) > 0 and min(self.maps) >= 0), "oip.maps", self.maps,

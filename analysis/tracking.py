@@ -73,6 +73,21 @@ def oip_stem(layer: str, init: str) -> str:
     return f"{OIP_DIR}/{layer}_{init}"
 
 
+def oip_examples_png(layer: str) -> str:
+    """``oip/examples_<layer>.png``: every map's OIP beside the validation images that activate it most."""
+    return f"{OIP_DIR}/examples_{layer}.png"
+
+
+def oip_examples_npz(layer: str) -> str:
+    """``oip/examples_<layer>.npz``: ``indices`` and ``activations`` (maps × examples) of those images."""
+    return f"{OIP_DIR}/examples_{layer}.npz"
+
+
+def oip_predictions_csv(layer: str) -> str:
+    """``oip/predictions_<layer>.csv``: the class probabilities of each map's OIP (init, map, p_0.., predicted)."""
+    return f"{OIP_DIR}/predictions_{layer}.csv"
+
+
 DREAM_DIR = "dream"
 
 
@@ -90,9 +105,30 @@ COMPARE_LATENT_HISTOGRAMS = f"{COMPARE_DIR}/latent_histograms.png"
 COMPARE_HIT_RATES = f"{COMPARE_DIR}/hit_rates.png"
 
 
+COMPARE_CKA = f"{COMPARE_DIR}/cka.csv"  # layer_a, layer_b, cka: linear CKA between every pair of layers
+COMPARE_CKA_PNG = f"{COMPARE_DIR}/cka.png"
+
+
 def compare_oip_png(stem_name: str, page: str) -> str:
-    """``compare/oip_<layer>_<init>_maps<first>-<last>.png``: the runs' OIPs of one layer and init, map by map."""
+    """``compare/oip_<layer>_<init>_maps<first>-<last>.png``: the runs' OIPs of one layer and init in index order,
+    map k beside map k — drawn only for runs from the same initial weights (same seed and model), where map k of
+    each began as the same filter."""
     return f"{COMPARE_DIR}/oip_{stem_name}_{page}.png"
+
+
+def compare_oip_matched_png(stem_name: str) -> str:
+    """``compare/oip_<layer>_<init>_matched.png``: the two runs' OIPs paired by map matching, by correlation."""
+    return f"{COMPARE_DIR}/oip_{stem_name}_matched.png"
+
+
+def compare_map_matching_csv(layer: str) -> str:
+    """``compare/map_matching_<layer>.csv``: map_a, map_b, correlation of the optimal one-to-one matching."""
+    return f"{COMPARE_DIR}/map_matching_{layer}.csv"
+
+
+def compare_cka_metric(layer: str) -> str:
+    """``compare/cka/<layer>``: linear CKA of the two runs' layers of the same name."""
+    return f"{COMPARE_DIR}/cka/{layer}"
 
 
 SWEEP_DIR = "sweep"  # in a sweep's parent run

@@ -7,6 +7,8 @@
 * :mod:`~analysis.oip.ascent` — ``ascend``, the one ascent engine (also used by DeepDream).
 * :mod:`~analysis.oip.render` — ``render_oips`` (all maps of a layer as one batch) and ``oip_table``.
 * :mod:`~analysis.oip.presets` — named recipes (``lucent``, the reference's plain ``reference``).
+* :mod:`~analysis.oip.examples` — ``top_examples``: every map's most activating dataset images, in one pass.
+* :mod:`~analysis.oip.predictions` — ``class_probabilities`` of the OIPs and their ``prediction_table``.
 
 Pure torch/numpy: no Lightning, no MLflow, no files.
 """

@@ -3,7 +3,10 @@
 * :func:`loss_curves` — the runs' training curves overlaid per epoch (loss; accuracy for classifiers).
 * :func:`dominant_histograms` — the runs' dominant latent components overlaid, matched by rank (widest first).
 * :func:`hit_rate_curves` — hit fraction against k, one colour per b, one line style per run.
-* :func:`oip_pages` — the same layer's OIPs of several runs matched map by map, all maps, a page per 32 maps.
+* :func:`oip_pages` — the same layer's OIPs of several runs in index order (map k beside map k), a page per 32
+  maps: meaningful only for runs from the same initial weights.
+* :func:`matched_oips` — two runs' OIPs paired by map matching (:mod:`analysis.compare.matching`), by correlation.
+* :func:`cka_heatmap` — linear CKA between every pair of layers of two runs.
 * :func:`images_side_by_side` — whole images (e.g. the runs' OIP PNGs) in one row.
 
 Pure: numpy/pandas in, ``matplotlib.figure.Figure`` out; no pyplot, no files.
@@ -11,11 +14,14 @@ Pure: numpy/pandas in, ``matplotlib.figure.Figure`` out; no pyplot, no files.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from analysis.plots.mosaic import Canvas, coloured
 
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
@@ -149,7 +155,7 @@ OIP_MAPS_PER_PAGE = 32  # 8 columns × 4 map rows: with two runs a page stays un
 def oip_pages(patterns: Sequence[np.ndarray], labels: Sequence[str], *, dead: Sequence[np.ndarray] | None = None,
               maps: Sequence[np.ndarray] | None = None, title: str = "", per_page: int = OIP_MAPS_PER_PAGE,
               ncols: int = 8, cmap: str = "viridis") -> list[tuple[str, Figure]]:
-    """OIPs of one layer from several runs, matched map by map: every map index any run rendered, in order, each as a
+    """OIPs of one layer from several runs in index order: every map index any run rendered, in order, each as a
     block of one panel per run (run names at the left of every block row, ``map k`` above), ``per_page`` maps a page.
 
     Each panel is stretched to its own min..max (OIPs differ in scale); a dead map reads "dead", a map a run did not
@@ -193,7 +199,8 @@ def oip_pages(patterns: Sequence[np.ndarray], labels: Sequence[str], *, dead: Se
                 if col == 0:
                     ax.set_ylabel(labels[r], fontsize=7)
         name = f"maps{page[0]}-{page[-1]}"
-        fig.suptitle(f"{title or 'OIPs'} ({name.removeprefix('maps')}), one row per run", fontsize=9)
+        fig.suptitle(f"{title or 'OIPs'} ({name.removeprefix('maps')}) in index order: map k of each run, one row "
+                     "per run (runs from the same initial weights)", fontsize=9)
         pages.append((name, fig))
     return pages
 
@@ -208,4 +215,74 @@ def images_side_by_side(images: Sequence[np.ndarray], labels: Sequence[str], *, 
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def _oip_cell(patterns: np.ndarray, dead: np.ndarray, where: Mapping[int, int], map_index: int, cmap: str):
+    """The panel of one map: its OIP (own min..max), or None with the reason ("dead", "—" where not rendered)."""
+    j = where.get(int(map_index))
+    if j is None:
+        return None, "—"
+    if dead[j]:
+        return None, "dead"
+    return coloured(patterns[j], cmap), ""
+
+
+def matched_oips(patterns: Sequence[np.ndarray], labels: Sequence[str], matching: pd.DataFrame, *,
+                 dead: Sequence[np.ndarray] | None = None, maps: Sequence[np.ndarray] | None = None,
+                 title: str = "", cmap: str = "viridis") -> Figure:
+    """Two runs' OIPs of one layer paired by map matching: for each row of ``matching`` (in its order, highest
+    correlation first) run A's map ``map_a`` (left) beside run B's ``map_b`` (right), over them
+    ``map_a↔map_b`` and the correlation.
+
+    :param patterns: per run (A, B), (M_i, H, W) OIPs.
+    :param matching: columns map_a, map_b, correlation (:func:`analysis.compare.matching.match_maps`).
+    :param dead: per run, (M_i,) booleans (None: none dead); ``maps``: per run, (M_i,) map indices (None: 0..M_i-1).
+    """
+    ids = [np.arange(len(p)) if maps is None else np.asarray(maps[i]) for i, p in enumerate(patterns)]
+    gone = [np.zeros(len(p), bool) if dead is None else np.asarray(dead[i], bool) for i, p in enumerate(patterns)]
+    where = [{int(m): j for j, m in enumerate(run_ids)} for run_ids in ids]
+    side = np.asarray(patterns[0]).shape[1]
+    cell, label, gap = side + 2, max(10, side // 3), side // 3
+    n = max(1, len(matching))
+    per_row = max(1, min(n, math.ceil(math.sqrt(n * (cell + label) / (2 * cell + gap)))))
+    rows = math.ceil(n / per_row)
+    canvas = Canvas(per_row * (2 * cell + gap), rows * (label + cell))
+    for k, row in enumerate(matching.itertuples(index=False)):
+        r, c = divmod(k, per_row)
+        x, y = c * (2 * cell + gap), r * (label + cell)
+        canvas.text(x + cell - 1, y + label / 2, f"{int(row.map_a)}↔{int(row.map_b)} {row.correlation:.2f}",
+                    ha="center", size=label * 0.65)
+        for i, m in enumerate((row.map_a, row.map_b)):
+            rgb, why = _oip_cell(patterns[i], gone[i], where[i], m, cmap)
+            if rgb is None:
+                canvas.put(x + i * cell, y + label, np.full((side, side, 3), 0.85))
+                canvas.text(x + i * cell + side / 2, y + label + side / 2, why, ha="center", size=side * 0.25,
+                            color="0.3")
+            else:
+                canvas.put(x + i * cell, y + label, rgb)
+    return canvas.figure(f"{title or 'OIPs'}: maps matched by the correlation of their activations, highest first\n"
+                         f"left {labels[0]}, right {labels[1]}; over each pair: map_a↔map_b correlation")
+
+
+def cka_heatmap(table: pd.DataFrame, labels: Sequence[str]) -> Figure:
+    """Linear CKA between every layer of run A (rows) and run B (columns), 0..1, each cell annotated.
+
+    :param table: columns layer_a, layer_b, cka (:func:`analysis.compare.cka.cka_table`).
+    :param labels: the names of run A and run B.
+    """
+    rows = list(dict.fromkeys(table["layer_a"]))
+    cols = list(dict.fromkeys(table["layer_b"]))
+    grid = table.pivot(index="layer_a", columns="layer_b", values="cka").loc[rows, cols].to_numpy(dtype=float)
+    fig = Figure(figsize=(1.1 * len(cols) + 2.6, 0.9 * len(rows) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    shown = ax.imshow(grid, vmin=0, vmax=1, cmap="magma")
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9, color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(labels[1])
+    ax.set_ylabel(labels[0])
+    ax.set_title("linear CKA between layers on the probe images", fontsize=10)
+    fig.colorbar(shown, ax=ax, shrink=0.8, label="CKA")
     return fig

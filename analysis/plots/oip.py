@@ -1,4 +1,5 @@
-"""OIP grids: an :class:`~analysis.oip.render.OIPResult` in, a Figure out (``oip/<layer>_<init>.png``)."""
+"""OIP figures: an :class:`~analysis.oip.render.OIPResult` in, a Figure out — the grid ``oip/<layer>_<init>.png``
+and the OIPs beside their dataset examples ``oip/examples_<layer>.png``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from matplotlib.figure import Figure
 
 from analysis.oip.presets import OIPPreset, comparability_note
 from analysis.plots.images import image_grid
+from analysis.plots.mosaic import Canvas, coloured
 
 
 def shared_range(patterns: np.ndarray, dead: np.ndarray, pct: float = 0.5) -> tuple[float, float]:
@@ -48,3 +50,43 @@ def oip_grid(result, *, ncols: int | None = None, cmap: str = "viridis", shared_
         suptitle += f"\n{note}"
     return image_grid(result.patterns, titles, cmap=cmap, ncols=ncols, blank=list(result.dead), suptitle=suptitle,
                       value_range=shared_range(result.patterns, result.dead) if shared_scale else None)
+
+
+def examples_figure(layer: str, images: np.ndarray, oip=None, *, cmap: str = "viridis", n_data: int | None = None) -> Figure:
+    """``oip/examples_<layer>.png``: one row per map, its OIP (``cmap``, own min..max; "dead" where the map does not
+    fire on it, blank where it was not rendered) then its most activating dataset images (gray, most active first),
+    labelled by map index; the rows are laid out in a few block columns so the picture stays near square.
+
+    :param images: (M, k, H, W) the examples of every map (``TopExamples.images``), or (M, k, H, W, 3).
+    :param oip: the layer's :class:`~analysis.oip.render.OIPResult` (its ``maps``, ``patterns``, ``dead``), or None.
+    :param n_data: how many images were searched (for the title).
+    """
+    images = np.asarray(images)
+    n_maps, k, side = images.shape[0], images.shape[1], images.shape[2]
+    cell, label, gap, block_gap, header = side + 2, int(side * 1.1), side // 4, side // 2, int(side * 0.8)
+    block_cols = max(1, math.ceil(math.sqrt(n_maps / 8)))
+    rows = math.ceil(n_maps / block_cols)
+    block = label + cell + gap + k * cell + block_gap
+    canvas = Canvas(block_cols * block, header + rows * cell)
+    where = {} if oip is None else {int(m): j for j, m in enumerate(oip.maps)}
+    for col in range(block_cols):
+        x0 = col * block
+        canvas.text(x0 + label + cell / 2, header / 2, "OIP", ha="center", size=side * 0.33)
+        canvas.text(x0 + label + cell + gap, header / 2, f"top {k} images →", size=side * 0.33)
+    for m in range(n_maps):
+        col, row = divmod(m, rows)
+        x, y = col * block, header + row * cell
+        canvas.text(x + label - 3, y + side / 2, str(m), ha="right", size=side * 0.36)
+        j = where.get(m)
+        if j is None or oip.dead[j]:
+            canvas.put(x + label, y, np.full((side, side, 3), 0.85))
+            canvas.text(x + label + side / 2, y + side / 2, "dead" if j is not None else "—", ha="center",
+                        size=side * 0.25, color="0.3")
+        else:
+            canvas.put(x + label, y, coloured(oip.patterns[j], cmap))
+        for i in range(k):
+            canvas.put(x + label + cell + gap + i * cell, y, coloured(images[m, i], None, (0.0, 1.0)))
+    searched = f" of {n_data:,}" if n_data else ""
+    init = f" (init {oip.init})" if oip is not None else ""
+    return canvas.figure(f"{layer}: each map's OIP{init}, then the {k} validation images{searched} that activate it "
+                         f"most (maximum over positions), most active first")

@@ -173,12 +173,19 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
 
 def oip(run_id: str, overrides: list[str]) -> None:
     """Render OIPs with a CNN run's network and log them into the run (``layer=conv3 init=fluct_7 maps=[1,2]``)."""
-    from analysis.callbacks.oip import record_oips
+    from analysis.callbacks.oip import EXAMPLES_BATCH, record_oips
+    from experiments.run.build import build_datamodule
 
     shorthand = _shorthand(overrides, "oip", {"layer": "layers", "init": "inits", "map": "maps"})
     logged = open_run(run_id, shorthand, kind=tracking.KIND_CLASSIFIER)
+    settings = section(logged.cfg, "oip")
     network = logged.load_network()
-    results = record_oips(logged.writer, network, section(logged.cfg, "oip"), step=logged.last_epoch)
+    data = None
+    if settings.examples > 0:  # the dataset examples search the run's validation images
+        datamodule = build_datamodule(logged.cfg)
+        datamodule.prepare_data()
+        data = datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH, device=next(network.parameters()).device)
+    results = record_oips(logged.writer, network, settings, step=logged.last_epoch, data=data)
     for r in results:
         live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "

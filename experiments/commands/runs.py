@@ -23,6 +23,7 @@ import pandas as pd
 
 from analysis import tracking
 from analysis.plots import compare as plots
+from experiments.commands.compare import map_comparison, same_start
 from experiments.run import store
 from experiments.run.config import recorded_config
 from latentdream.errors import InputError
@@ -162,6 +163,7 @@ class Comparison:
     figures: dict[str, Any]  # artifact path → Figure
     skipped: dict[str, str]  # figure name → why it was not drawn
     groups: dict[str, list[str]] = field(default_factory=dict)  # a sweep's grid point → its finished runs
+    metrics: dict[str, float] = field(default_factory=dict)  # compare/cka/<layer>
 
 
 def _label(run_id: str) -> str:
@@ -230,10 +232,15 @@ def _latent_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, f
     figures[tracking.COMPARE_HIT_RATES] = plots.hit_rate_curves(hits, labels)
 
 
-def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figures: dict, skipped: dict) -> None:
+def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figures: dict, skipped: dict,
+                 index_order: bool) -> dict[str, tuple[list, list, list]]:
+    """The runs' OIP pages in index order where ``index_order`` (runs from the same initial weights); returns OIP
+    stem → per run (patterns, dead, maps) for every stem all runs logged as ``.npz``."""
     d = tracking.OIP_DIR
+    loaded = {}
     files = [_files(client, i, d) for i in ids]
-    stems = sorted({Path(p).stem for f in files for p in f if p.endswith((".npz", ".png"))})
+    stems = sorted({Path(p).stem for f in files for p in f if p.endswith((".npz", ".png"))
+                    and not Path(p).stem.startswith("examples_")})  # examples_<layer>: per layer, not compared
     if not stems:
         skipped["oip_*.png"] = f"no run has {d}/<layer>_<init>.npz or .png"
     for stem in stems:
@@ -245,6 +252,11 @@ def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figu
                     pats.append(npz["patterns"])
                     dead.append(npz["dead"] if "dead" in npz else np.zeros(n, bool))
                     maps.append(npz["maps"] if "maps" in npz else np.arange(n))
+            loaded[stem] = (pats, dead, maps)
+            if not index_order:
+                skipped[f"oip_{stem}_maps*"] = ("index order means nothing across runs from different initial "
+                                                f"weights (trainer.seed or model.*): see oip_{stem}_matched.png")
+                continue
             for page, figure in plots.oip_pages(pats, labels, dead=dead, maps=maps, title=f"OIPs of {stem}"):
                 figures[tracking.compare_oip_png(stem, page)] = figure
         elif all(f"{d}/{stem}.png" in f for f in files):
@@ -256,6 +268,7 @@ def _oip_figures(client: Any, ids: list[str], labels: list[str], tmp: Path, figu
                                                                                        title=f"OIPs of {stem}")
         else:
             skipped[f"oip_{stem}"] = f"not every run has {d}/{stem}.npz or .png"
+    return loaded
 
 
 def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Comparison:
@@ -284,13 +297,20 @@ def build_comparison(client: Any, uri: str, run_ids: Sequence[str]) -> Compariso
     figures: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     _curve_figure(client, list(groups.values()), labels, figures)
+    metrics: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if kind == tracking.KIND_AUTOENCODER:
             _latent_figures(client, ids, labels, Path(tmp), figures, skipped)
         else:
-            _oip_figures(client, ids, labels, Path(tmp), figures, skipped)
+            same = same_start([recorded_config(m[0]) for m in groups.values()])
+            oips = _oip_figures(client, ids, labels, Path(tmp), figures, skipped, index_order=same)
+            maps = map_comparison(client, ids, labels, Path(tmp), oips)
+            tables.update(maps.tables)
+            figures.update(maps.figures)
+            skipped.update(maps.skipped)
+            metrics = maps.metrics
     members = {c: [r.info.run_id for r in m] for c, m in groups.items()} if swept is not None else {}
-    return Comparison(tuple(compared), tuple(labels), kind, tables, figures, skipped, members)
+    return Comparison(tuple(compared), tuple(labels), kind, tables, figures, skipped, members, metrics)
 
 
 def _mean_metrics(runs: Sequence[Any]) -> dict[str, float]:
@@ -304,8 +324,9 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
 
     The new run has tags ``kind=comparison``, ``compared_runs=<id,id,...>``, ``compared_kind`` and holds
     ``compare/params_diff.csv``, ``compare/final_metrics.csv``, ``compare/summary.json`` and the figures:
-    autoencoders ``compare/latent_histograms.png``, ``compare/hit_rates.png``; classifiers
-    ``compare/oip_<layer>_<init>.png``. Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) it writes into that run instead.
+    autoencoders ``compare/latent_histograms.png``, ``compare/hit_rates.png``; classifiers what
+    :mod:`experiments.commands.compare` makes (map matching, matched OIPs, CKA) and, for runs from the same initial
+    weights, the OIPs in index order ``compare/oip_<layer>_<init>_maps<a>-<b>.png``. Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) it writes into that run instead.
 
     :raises InputError: see :func:`build_comparison`; nothing is created then.
     """
@@ -332,6 +353,8 @@ def _log_comparison(writer: tracking.RunWriter, comparison: Comparison) -> None:
         writer.table(path, table)
     for path, figure in comparison.figures.items():
         writer.figure(path, figure)
+    if comparison.metrics:
+        writer.metrics(comparison.metrics, step=0)
     groups = {"groups": comparison.groups} if comparison.groups else {}
     writer.json(tracking.COMPARE_SUMMARY, {"compared_runs": list(comparison.run_ids), "kind": comparison.kind,
                                            "figures": sorted(comparison.figures), "skipped": comparison.skipped,

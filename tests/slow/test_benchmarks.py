@@ -15,7 +15,7 @@ TINY_ARGS = {
     "dream.py": ["--size", "84", "--steps", "1", "--octave-size", "64", "--octave-steps", "1", "--train-epochs", "0",
                  "--repeats", "1"],
     "latent_analysis.py": ["--n-random", "500", "--dim", "8", "--repeats", "1"],
-    "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1"],
+    "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1", "--val", "64", "--render-steps", "2"],
     "throughput.py": ["--images", "512", "--repeats", "1", "--warmup", "1", "--bf16"],
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -89,6 +90,16 @@ def test_oip_logs_grids_arrays_and_metrics(runs, overrides, stems):
         assert {tracking.oip_metric(layer, name) for name in ("dead_maps", "mean_final_activation")} <= set(metrics)
     npz = np.load(client.download_artifacts(run_id, f"oip/{stems[-1]}.npz", str(runs["path"])))
     assert npz["maps"].tolist() == ([0, 3] if len(stems) == 1 else [1])
+    for layer in {stem.split("_")[0] for stem in stems}:  # every map's dataset examples, the OIPs' predictions
+        assert {f"examples_{layer}.png", f"examples_{layer}.npz", f"predictions_{layer}.csv"} <= names
+        examples = np.load(client.download_artifacts(run_id, tracking.oip_examples_npz(layer), str(runs["path"])))
+        n_maps = {"conv1": 32, "conv2": 64, "conv3": 128}[layer]
+        assert examples["indices"].shape == examples["activations"].shape == (n_maps, 8)
+        assert np.all(np.diff(examples["activations"], axis=1) <= 0)
+        predictions = pd.read_csv(client.download_artifacts(run_id, tracking.oip_predictions_csv(layer),
+                                                            str(runs["path"])))
+        assert predictions["map"].tolist() == npz["maps"].tolist()
+        assert predictions[[f"p_{c}" for c in range(10)]].sum(axis=1).to_numpy() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("order", ["image_first", "image_last"])

@@ -105,13 +105,51 @@ def test_compare_cnn_runs_holds_diff_metrics_and_oips_side_by_side(cnn_store, tm
     assert run.data.tags["kind"] == "comparison" and run.data.tags["compared_runs"] == f"{a.run_id},{b.run_id}"
     local = Path(mlflow.artifacts.download_artifacts(run_id=comparison, artifact_path="compare",
                                                      tracking_uri=cnn_store["uri"], dst_path=str(tmp_path)))
-    assert sorted(p.name for p in local.iterdir()) == ["final_metrics.csv", "loss_curves.png",
-                                                       "oip_conv1_random_maps0-3.png", "params_diff.csv", "summary.json"]
+    # same seed and model: the runs began from the same weights, so the index-order pages stay beside the matching
+    assert sorted(p.name for p in local.iterdir()) == [
+        "cka.csv", "cka.png", "final_metrics.csv", "loss_curves.png", "map_matching_conv1.csv",
+        "map_matching_conv2.csv", "map_matching_conv3.csv", "oip_conv1_random_maps0-3.png",
+        "oip_conv1_random_matched.png", "params_diff.csv", "summary.json"]
+    matching = pd.read_csv(local / "map_matching_conv1.csv")
+    assert list(matching.columns) == ["map_a", "map_b", "correlation"]
+    assert sorted(matching["map_a"]) == sorted(matching["map_b"]) == list(range(32))
+    assert (np.diff(matching["correlation"]) <= 0).all()
+    cka = pd.read_csv(local / "cka.csv")
+    assert len(cka) == 9 and set(cka["layer_a"]) == {"conv1", "conv2", "conv3"}
+    assert {"compare/cka/conv1", "compare/cka/conv3"} <= set(run.data.metrics)
     diff = pd.read_csv(local / "params_diff.csv", dtype=str, keep_default_na=False).set_index("param")
     assert diff.loc["optim.lr"].tolist() == ["0.05", "0.01"] and diff.loc["tracking.log_model"].tolist() == ["True", "False"]
     assert "optim.name" not in diff.index  # equal params are left out
     metrics = pd.read_csv(local / "final_metrics.csv").set_index("metric")
     assert metrics.loc["val/loss", a.run_id] == pytest.approx(a.metrics["val/loss"])
+
+
+def test_a_network_with_permuted_maps_is_matched_back_by_compare(cnn_store, tmp_path):
+    from tests.unit.test_map_comparison import permuted_state
+
+    a, _ = cnn_store["cnn"]
+    client = cnn_store["client"]
+    state = torch.load(client.download_artifacts(a.run_id, tracking.WEIGHTS, str(tmp_path)), weights_only=True)
+    names = ["conv1", "conv2", "conv3"]
+    permuted, perms = permuted_state(state, names, seed=3)
+    twin = client.create_run(client.get_run(a.run_id).info.experiment_id, tags={tracking.TAG_KIND: "classifier"})
+    twin_id = twin.info.run_id
+    client.log_artifact(twin_id, client.download_artifacts(a.run_id, tracking.CONFIG_ARTIFACT, str(tmp_path)))
+    torch.save(permuted, tmp_path / "weights.pt")
+    client.log_artifact(twin_id, str(tmp_path / "weights.pt"), artifact_path=tracking.CHECKPOINT_DIR)
+    client.set_terminated(twin_id, "FINISHED")
+    comparison = runs.compare_runs([a.run_id, twin_id], cnn_store["uri"])
+    metrics = client.get_run(comparison).data.metrics
+    for name in names:
+        matching = pd.read_csv(client.download_artifacts(comparison, tracking.compare_map_matching_csv(name),
+                                                         str(tmp_path / name)))
+        live = matching["correlation"] > 0  # a map silent on every probe image correlates with nothing
+        assert live.mean() > 0.5
+        assert np.array_equal(perms[name][matching["map_b"][live]], matching["map_a"][live])  # B's j is A's perm[j]
+        assert matching["correlation"][live].to_numpy() == pytest.approx(1.0, abs=1e-4)
+        assert metrics[tracking.compare_cka_metric(name)] == pytest.approx(1.0, abs=1e-5)
+    files = {f.path for f in client.list_artifacts(comparison, "compare")}
+    assert not any("_maps" in f for f in files)  # different starts (the twin records no seed): no index order
 
 
 def test_compare_autoencoders_draws_histograms_and_hit_rates(cnn_store, tmp_path):

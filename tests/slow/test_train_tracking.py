@@ -88,6 +88,8 @@ def test_cnn_run_logs_oips_and_dreams_under_their_contract_names(store):
     for name in ("conv1_random", "conv1_fluct_7", "conv3_random", "conv3_fluct_7"):
         assert {f"oip/{name}.png", f"oip/{name}.npz"} <= oip
     assert "oip/activation.csv" in oip
+    for layer in ("conv1", "conv3"):  # the final render adds the dataset examples and the OIPs' predictions
+        assert {f"oip/examples_{layer}.png", f"oip/examples_{layer}.npz", f"oip/predictions_{layer}.csv"} <= oip
     npz = np.load(client.download_artifacts(run_id, "oip/conv3_fluct_7.npz", str(store["path"])))
     assert npz["patterns"].shape == (128, 28, 28) and npz["patterns"].dtype == np.float32
     assert npz["initial"].shape == npz["final"].shape == npz["dead"].shape == (128,)

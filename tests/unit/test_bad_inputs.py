@@ -121,6 +121,7 @@ CASES = [
     ("image size 30", ["train", "ae_case1_mnist_bundled", "data.image_size=30"], "data.image_size=30", ()),
     ("unknown layer", ["train", "cnn_mnist_bundled", "oip.layers=[conv9]"], "oip.layers", ()),
     ("map 999", ["train", "cnn_mnist_bundled", "oip.maps=[999]"], "oip.maps", ()),
+    ("negative examples", ["train", "cnn_mnist_bundled", "oip.examples=-1"], "oip.examples=-1", ()),
     ("missing image", ["train", "cnn_mnist_bundled", "dream.image=/nope.jpg", *TINY_RUN], "/nope.jpg", ()),
     ("text file as image", ["train", "cnn_mnist_bundled", "dream.image={text_image}", *TINY_RUN], "notes.jpg", ()),
     ("negative sleep", ["train", "cnn_mnist_bundled", "trainer.sleep_per_batch=-1"], "trainer.sleep_per_batch", ()),

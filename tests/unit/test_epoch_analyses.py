@@ -54,10 +54,12 @@ def test_a_latent_analysis_during_training_logs_only_histograms_traversals_and_m
 
 def test_oips_during_training_render_with_epoch_steps(monkeypatch):
     seen = []
-    monkeypatch.setattr(oip_callback, "record_oips", lambda writer, network, settings, epoch, progress: seen.append(
-        settings.steps))
+    monkeypatch.setattr(oip_callback, "record_oips", lambda writer, network, settings, epoch, progress, final, data:
+                        seen.append((settings.steps, final, data)))
     logger = OIPLogger(OIPSettings(steps=150, epoch_steps=30, every_n_epochs=1))
-    trainer = SimpleNamespace(progress_bar_callback=None)
+    val = SimpleNamespace(images_dataloader=lambda split, batch_size: (split, batch_size))
+    trainer = SimpleNamespace(progress_bar_callback=None, datamodule=val)
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=0, final=False)
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=1, final=True)
-    assert seen == [30, 150]
+    # the dataset examples search the validation images, once, at the end
+    assert seen == [(30, False, None), (150, True, ("val", oip_callback.EXAMPLES_BATCH))]

@@ -11,6 +11,8 @@ PURE = [
     "analysis.dream", "analysis.plots.latent", "analysis.plots.latent_paths", "analysis.plots.images",
     "analysis.plots.oip", "analysis.plots.dream",
     "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.sweeps.grid",
+    "analysis.oip.examples", "analysis.oip.predictions", "analysis.plots.mosaic", "analysis.compare.cka",
+    "analysis.compare.matching", "analysis.compare.probe",
 ]
 
 
