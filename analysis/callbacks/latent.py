@@ -16,10 +16,12 @@ from typing_extensions import override
 
 from analysis import latent_stats as ls
 from analysis import tracking
+from analysis.callbacks.health import health_of
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.eval_mode import eval_mode
 from analysis.plots import latent as plots
+from analysis.plots.health import flag_unhealthy
 from analysis.plots.images import image_grid
 from analysis.settings import LatentSettings
 
@@ -88,6 +90,7 @@ def record_latent_analysis(
     step: int,
     progress: bool = True,
     final: bool = True,
+    health: str | None = None,
 ) -> ls.LatentReport:
     """Encode ``batches`` (the whole training set) with ``network.encode``, analyse z, and log it at ``step``.
 
@@ -95,6 +98,8 @@ def record_latent_analysis(
 
     :param final: log everything; False (the analyses after an epoch, during training) logs only what changes over
         training — the summary metrics and the stepped histogram image — and skips decoding generated vectors.
+    :param health: the run's health verdict (tag ``health``; None: unknown); one that is not ``ok`` heads every
+        figure's title and is ``health`` in ``latent/summary.json``.
     """
     device = next(network.parameters()).device
     with eval_mode(network):
@@ -104,7 +109,7 @@ def record_latent_analysis(
         images, inside, titles = _generated(network, z, report, settings, device) if final else ({}, {}, {})
     metrics = latent_metrics(report)
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
-    histograms = plots.all_histograms(report.edges, report.counts)
+    histograms = flag_unhealthy(plots.all_histograms(report.edges, report.counts), health)
     if not final:
         writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
         writer.metrics(metrics, step=step)
@@ -126,7 +131,8 @@ def record_latent_analysis(
         figures[tracking.latent_generated_png(name)] = image_grid(imgs, cmap="gray", suptitle=titles[name],
                                                                   normalize_each=False)
     summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
-               **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()}}
+               **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()},
+               **({tracking.TAG_HEALTH: health} if health is not None else {})}
     keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
@@ -138,7 +144,7 @@ def record_latent_analysis(
     writer.npy(tracking.LATENT_Z_SAMPLE_INDEX, keep.astype(np.int64))
     writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
     for path, figure in figures.items():
-        writer.figure(path, figure)
+        writer.figure(path, flag_unhealthy(figure, health))
     writer.metrics(metrics, step=step)
     return report
 
@@ -158,4 +164,5 @@ class LatentStatsLogger(PeriodicAnalysis):
                final: bool) -> None:
         loader = trainer.datamodule.images_dataloader("train", batch_size=self.settings.batch_size)
         record_latent_analysis(writer, pl_module.network, loader, self.settings, step=epoch,
-                               progress=trainer.progress_bar_callback is not None, final=final)
+                               progress=trainer.progress_bar_callback is not None, final=final,
+                               health=health_of(trainer) if final else None)

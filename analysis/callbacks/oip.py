@@ -18,9 +18,11 @@ from lightning import LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import tracking
+from analysis.callbacks.health import health_of
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.eval_mode import eval_mode
 from analysis.oip.render import OIPResult, oip_table, render_all
+from analysis.plots.health import flag_unhealthy
 from analysis.plots.oip import oip_grid
 from analysis.settings import OIPSettings
 
@@ -38,13 +40,17 @@ def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
 
 
 def record_oips(
-    writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True
+    writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True,
+    health: str | None = None,
 ) -> list[OIPResult]:
     """Render the OIPs of ``settings`` with ``network`` and log them at ``step`` (all grids are drawn before the
-    first write, so a failure leaves the run as it was)."""
+    first write, so a failure leaves the run as it was).
+
+    :param health: the run's health verdict (tag ``health``); one that is not ``ok`` heads every grid's title.
+    """
     with eval_mode(network):
         results = render_all(network, settings, progress)
-    grids = [oip_grid(r, shared_scale=settings.shared_scale) for r in results]
+    grids = [flag_unhealthy(oip_grid(r, shared_scale=settings.shared_scale), health) for r in results]
     for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
         writer.figure(f"{stem}.png", grid, step_key=stem, step=step)
@@ -69,4 +75,5 @@ class OIPLogger(PeriodicAnalysis):
         settings = self.settings
         if not final and settings.epoch_steps is not None:  # during training: the cheaper render
             settings = replace(settings, steps=settings.epoch_steps)
-        record_oips(writer, pl_module.network, settings, epoch, progress=trainer.progress_bar_callback is not None)
+        record_oips(writer, pl_module.network, settings, epoch, progress=trainer.progress_bar_callback is not None,
+                    health=health_of(trainer) if final else None)

@@ -39,6 +39,11 @@ class LoggedRun:
     writer: tracking.RunWriter
     last_epoch: int
 
+    @property
+    def health(self) -> str | None:
+        """The run's health verdict (its tag ``health``; None for a run trained before there was one)."""
+        return self.client.get_run(self.run_id).data.tags.get(tracking.TAG_HEALTH)
+
     def publish_view(self) -> None:
         """Refresh the experiment's chart view in the MLflow UI with the metrics and images just logged."""
         views.try_publish_view(self.client, self.client.get_run(self.run_id).info.experiment_id)
@@ -119,7 +124,8 @@ def analyze(run_id: str, overrides: list[str]) -> None:
     # encoded where the network runs: on a GPU the pixels go there once and the batches are made there
     loader = datamodule.images_dataloader("train", batch_size=settings.batch_size,
                                           device=next(network.parameters()).device)
-    report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch)
+    report = record_latent_analysis(logged.writer, network, loader, settings, step=logged.last_epoch,
+                                    health=logged.health)
     logged.publish_view()
     print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")
@@ -173,7 +179,8 @@ def oip(run_id: str, overrides: list[str]) -> None:
     shorthand = _shorthand(overrides, "oip", {"layer": "layers", "init": "inits", "map": "maps"})
     logged = open_run(run_id, shorthand, kind=tracking.KIND_CLASSIFIER)
     network = logged.load_network()
-    results = record_oips(logged.writer, network, section(logged.cfg, "oip"), step=logged.last_epoch)
+    results = record_oips(logged.writer, network, section(logged.cfg, "oip"), step=logged.last_epoch,
+                          health=logged.health)
     for r in results:
         live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "
