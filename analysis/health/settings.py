@@ -37,7 +37,7 @@ class HealthSettings:
     min_loss_change: float = 0.001
     saturation_margin: float = 0.001
     max_saturated: float = 0.99
-    max_pc1_share: float = 0.9
+    max_pc1_share: float = 0.8
     max_silent: float = 0.5
     max_images: Optional[int] = 10000
     batch_size: int = 256
