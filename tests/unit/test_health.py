@@ -169,3 +169,29 @@ def test_runs_show_the_verdict_beside_the_status():
     narrow = runs.format_runs(table, width=80)
     assert "health" in narrow.splitlines()[0] and "not_learning: val/loss …" in narrow
     assert "health" not in runs._select_columns(found.drop(columns=f"tags.{tracking.TAG_HEALTH}"), {"1": "cnn"})
+
+
+# --- the demo checks its own runs ----------------------------------------------------------------------------------
+def test_the_demo_names_each_unhealthy_run_and_fails(tmp_path, capsys):
+    import mlflow
+
+    from experiments.commands.demo import report_health
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("demo", artifact_location=str(tmp_path / "mlruns"))
+
+    def run(name, **tags):
+        return client.create_run(exp, run_name=name, tags=tags).info.run_id
+
+    ids = {"cnn_sgd": run("cnn", health="ok"), "comparison": run("cmp"), "sweep": run("parent")}
+    run("child-1", **{tracking.TAG_PARENT_RUN: ids["sweep"], "health": "ok"})
+    assert report_health(ids, uri) == 0 and capsys.readouterr().out == ""
+    ids["ae_case1"] = run("ae", health="saturated: 100 % of decoder outputs at 0 or 1")
+    run("child-2", **{tracking.TAG_PARENT_RUN: ids["sweep"], "health": "silent: 60 % of conv3's maps never fire"})
+    assert report_health(ids, uri) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("latentdream: error: demo run ") for line in lines)
+    assert lines[0].endswith(f"ae_case1 (run {ids['ae_case1']}) is unhealthy: saturated: 100 % of decoder outputs "
+                             "at 0 or 1")
+    assert "sweep child child-2" in lines[1] and lines[1].endswith("silent: 60 % of conv3's maps never fire")
