@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from matplotlib.figure import Figure
 
 HEALTH_COLOR = "tab:red"
@@ -10,7 +12,7 @@ LINE_INCHES = 0.3  # the figure grows by this much per added title line, so its 
 
 def health_title(health: str) -> str:
     """The line a figure of a run whose tag ``health`` is ``health`` (not ``ok``) carries on top."""
-    return f"UNHEALTHY RUN ({health}): read these numbers as a broken network's"
+    return f"UNHEALTHY RUN: {health}"
 
 
 def flag_unhealthy(figure: Figure, health: str | None) -> Figure:
@@ -22,11 +24,11 @@ def flag_unhealthy(figure: Figure, health: str | None) -> Figure:
     """
     if health is None or health == "ok":
         return figure
-    line = health_title(health)
-    old = figure._suptitle.get_text() if figure._suptitle is not None else ""
-    text = f"{line}\n{old}" if old else line
-    fontsize = figure._suptitle.get_fontsize() if figure._suptitle is not None else 10
+    old = figure.get_suptitle()
+    fontsize = figure._suptitle.get_fontsize() if old else 10  # matplotlib has no public getter for it
     width, height = figure.get_size_inches()
+    line = textwrap.fill(health_title(health), max(20, int(width * 72 / (0.6 * fontsize))))  # ~0.6 em a character
+    text = f"{line}\n{old}" if old else line
     figure.set_size_inches(width, height + LINE_INCHES * (line.count("\n") + 1))
     figure.suptitle(text, color=HEALTH_COLOR, fontsize=fontsize)
     return figure

@@ -145,15 +145,18 @@ def test_maps_whose_bias_keeps_them_negative_never_fire():
 
 # --- where the verdict shows ---------------------------------------------------------------------------------------
 def test_an_unhealthy_figure_says_so_on_top_and_keeps_its_panels_size():
-    fig = Figure(figsize=(4, 3), layout="constrained")
-    fig.suptitle("PCA spectrum")
+    fig = Figure(figsize=(10, 3), layout="constrained")
+    fig.suptitle("PCA spectrum", fontsize=10)
     flag_unhealthy(fig, "saturated: 99.9 % of decoder outputs at 0 or 1")
-    lines = fig._suptitle.get_text().splitlines()
-    assert "UNHEALTHY" in lines[0] and "saturated: 99.9 %" in lines[0] and lines[1] == "PCA spectrum"
-    assert tuple(fig.get_size_inches()) == pytest.approx((4, 3.3))
+    assert fig.get_suptitle().splitlines() == ["UNHEALTHY RUN: saturated: 99.9 % of decoder outputs at 0 or 1",
+                                               "PCA spectrum"]
+    assert tuple(fig.get_size_inches()) == pytest.approx((10, 3.3))
+    narrow = flag_unhealthy(Figure(figsize=(3, 3)), "not_learning: val/loss changed < 0.1 % over 3 epochs")
+    lines = narrow.get_suptitle().splitlines()  # no title before; wrapped to the figure's width
+    assert len(lines) > 1 and " ".join(lines) == "UNHEALTHY RUN: not_learning: val/loss changed < 0.1 % over 3 epochs"
+    assert tuple(narrow.get_size_inches()) == pytest.approx((3, 3 + 0.3 * len(lines)))
     plain = Figure(figsize=(4, 3))
-    assert flag_unhealthy(plain, "ok")._suptitle is None and flag_unhealthy(plain, None)._suptitle is None
-    assert "not_learning" in flag_unhealthy(plain, "not_learning: x")._suptitle.get_text()  # no title before
+    assert flag_unhealthy(plain, "ok").get_suptitle() == "" and flag_unhealthy(plain, None).get_suptitle() == ""
 
 
 def test_runs_show_the_verdict_beside_the_status():
