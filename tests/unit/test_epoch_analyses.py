@@ -48,11 +48,17 @@ def test_a_latent_analysis_during_training_logs_only_histograms_and_metrics():
 
 
 def test_oips_during_training_render_with_epoch_steps(monkeypatch):
+    from analysis.callbacks.health import HealthCheck
+    from analysis.health.settings import HealthSettings
+    from analysis.health.verdict import HealthNumbers, judge
+
     seen = []
-    monkeypatch.setattr(oip_callback, "record_oips", lambda writer, network, settings, epoch, progress: seen.append(
-        settings.steps))
+    monkeypatch.setattr(oip_callback, "record_oips", lambda writer, network, settings, epoch, progress, health:
+                        seen.append((settings.steps, health)))
     logger = OIPLogger(OIPSettings(steps=150, epoch_steps=30, every_n_epochs=1))
-    trainer = SimpleNamespace(progress_bar_callback=None)
+    check = HealthCheck(HealthSettings())  # the verdict exists at the end of training, before the final render
+    check.verdict = judge(HealthNumbers(silent_maps={"conv3": 1.0}), check.settings)
+    trainer = SimpleNamespace(progress_bar_callback=None, callbacks=[check, logger])
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=0, final=False)
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=1, final=True)
-    assert seen == [30, 150]
+    assert seen == [(30, None), (150, "silent: 100 % of conv3's maps never fire on validation data")]
