@@ -1,6 +1,6 @@
 """The ``health`` config section: the thresholds of the health verdict (:mod:`analysis.health.verdict`).
 
-Defaults measured on the bundled digits (README, "Is the network healthy?"): healthy runs lie far from each
+Defaults measured on the bundled digits (README, "Did the network learn?"): healthy runs lie far from each
 threshold, broken ones (``optim.lr=1e-9``, a decoder stuck at black, a conv layer whose maps never fire) far beyond.
 Pure: no torch, Lightning or MLflow.
 """
