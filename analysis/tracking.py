@@ -89,6 +89,7 @@ def oip_predictions_csv(layer: str) -> str:
 
 
 DREAM_DIR = "dream"
+HEALTH_DIR = "health"  # the health verdict's metrics: health/<name>
 
 
 def dream_folder(mode: str, image_name: str) -> str:
@@ -175,6 +176,12 @@ def dream_metric(mode: str, name: str) -> str:
     return f"{DREAM_DIR}/{mode}/{name}"
 
 
+def health_metric(name: str) -> str:
+    """``health/<name>``: a number behind the health verdict (``ok``, ``val_loss_change``, ``saturated_outputs``,
+    ``pc1_share``, ``<layer>/silent_maps``), logged once at the end of training."""
+    return f"{HEALTH_DIR}/{name}"
+
+
 def is_sweep_summary_metric(key: str) -> bool:
     """Whether a sweep's seed statistics pool ``key``: the final losses and accuracies, every ``latent/*`` summary,
     ``oip/<layer>/dead_maps`` and ``dream/<mode>/objective_gain``."""
@@ -194,6 +201,8 @@ TAG_PARENT_RUN = "mlflow.parentRunId"  # MLflow nests a run under this one in it
 TAG_COMMAND = "command"
 TAG_MODEL, TAG_DATASET, TAG_EXPERIMENT, TAG_KIND = "model", "dataset", "experiment", "kind"
 TAG_FAILURE = "failure_reason"
+TAG_HEALTH = "health"  # the health verdict of a trained run: HEALTH_OK or its reasons ("saturated: …; collapsed: …")
+HEALTH_OK = "ok"
 TAG_PREVIOUS_FAILURE = "previous_failure"  # a resumed run's last failure_reason
 TAG_RESUMED = "resumed"  # how many times the run was resumed
 TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (params are immutable)
@@ -284,6 +293,9 @@ class RunWriter:
 
             buf.seek(0)
             self.client.log_image(self.run_id, Image.open(buf).convert("RGB"), key=step_key, step=step or 0)
+
+    def tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
 
     def metrics(self, values: Mapping[str, float], step: int) -> None:
         """All ``values`` in one batch at ``step``; non-finite numbers are kept (MLflow stores NaN)."""

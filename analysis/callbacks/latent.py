@@ -17,10 +17,12 @@ from typing_extensions import override
 from analysis import latent as ls
 from analysis import tracking
 from analysis.callbacks.latent_followups import encode_held_out, follow_ups, traversal_figure
+from analysis.callbacks.health import health_of
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.encode import decode_vectors, encode_dataset
 from analysis.eval_mode import eval_mode
 from analysis.plots import latent as plots
+from analysis.plots.health import flag_unhealthy
 from analysis.plots.images import image_grid
 from analysis.settings import LatentSettings
 
@@ -92,6 +94,7 @@ def record_latent_analysis(
     *,
     heldout: tuple[str, Iterable] | None = None,
     val_batches: Iterable | None = None,
+    health: str | None = None,
 ) -> ls.LatentReport:
     """Encode ``batches`` (the whole training set) with ``network.encode``, analyse z, and log it at ``step``.
 
@@ -104,6 +107,8 @@ def record_latent_analysis(
         (:func:`heldout_split`), encoded at the end for ``latent/heldout.csv``.
     :param val_batches: validation batches; the interpolations take pairs from the first batch (or from the
         held-out vectors when those are the validation split).
+    :param health: the run's health verdict (tag ``health``; None: unknown); one that is not ``ok`` heads every
+        figure's title and is ``health`` in ``latent/summary.json``.
     """
     device = next(network.parameters()).device
     extra: tuple = ({}, {}, {}, {})
@@ -118,7 +123,7 @@ def record_latent_analysis(
             extra = follow_ups(network, z, report, settings, device, heldout=held, z_val=z_val, progress=progress)
     metrics = latent_metrics(report)
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
-    histograms = plots.all_histograms(report.edges, report.counts)
+    histograms = flag_unhealthy(plots.all_histograms(report.edges, report.counts), health)
     if not final:
         writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
         writer.figure(tracking.LATENT_TRAVERSALS_PNG, traversals, step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
@@ -144,7 +149,8 @@ def record_latent_analysis(
                                                                   normalize_each=False)
     summary = {**report.summary, "n_pca_90": int(report.n_pca_90), "n_vectors": int(len(z)), "z_dim": int(z.shape[1]),
                **{f"generated_{name}_in_region_k{GENERATED_BOX_K:g}": frac for name, frac in inside.items()},
-               **extra_summary}
+               **extra_summary,
+               **({tracking.TAG_HEALTH: health} if health is not None else {})}
     keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
@@ -157,9 +163,10 @@ def record_latent_analysis(
     for path, table in extra_tables.items():
         writer.table(path, table)
     writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
-    writer.figure(tracking.LATENT_TRAVERSALS_PNG, traversals, step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
+    writer.figure(tracking.LATENT_TRAVERSALS_PNG, flag_unhealthy(traversals, health),
+                  step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
     for path, figure in {**figures, **extra_figures}.items():
-        writer.figure(path, figure)
+        writer.figure(path, flag_unhealthy(figure, health))
     writer.metrics(metrics, step=step)
     return report
 
@@ -188,4 +195,5 @@ class LatentStatsLogger(PeriodicAnalysis):
         record_latent_analysis(writer, pl_module.network, loader, self.settings, step=epoch,
                                progress=trainer.progress_bar_callback is not None, final=final,
                                heldout=(split, datamodule.images_dataloader(split, batch_size=size)),
-                               val_batches=datamodule.images_dataloader("val", batch_size=size))
+                               val_batches=datamodule.images_dataloader("val", batch_size=size),
+                               health=health_of(trainer) if final else None)

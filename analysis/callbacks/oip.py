@@ -21,11 +21,13 @@ from lightning import LightningModule, Trainer
 from typing_extensions import override
 
 from analysis import tracking
+from analysis.callbacks.health import health_of
 from analysis.callbacks.periodic import PeriodicAnalysis
 from analysis.eval_mode import eval_mode
 from analysis.oip.examples import top_examples
 from analysis.oip.predictions import class_probabilities, prediction_table
 from analysis.oip.render import OIPResult, oip_table, render_all
+from analysis.plots.health import flag_unhealthy
 from analysis.plots.oip import examples_figure, oip_grid
 from analysis.settings import OIPSettings
 
@@ -47,7 +49,7 @@ def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
 
 def record_oips(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True,
-    final: bool = True, data: Iterable | None = None,
+    final: bool = True, data: Iterable | None = None, health: str | None = None,
 ) -> list[OIPResult]:
     """Render the OIPs of ``settings`` with ``network`` and log them at ``step`` (all figures are drawn before the
     first write, so a failure leaves the run as it was).
@@ -55,11 +57,13 @@ def record_oips(
     :param final: also log the class probabilities of the OIPs and (with ``data``) the dataset examples; False
         (after an epoch, during training) logs only what steps over the epochs.
     :param data: the validation images in a fixed order (batches of (B, C, H, W) or tuples starting with them).
+    :param health: the run's health verdict (tag ``health``); one that is not ``ok`` heads every grid's title.
     """
     with eval_mode(network):
         results = render_all(network, settings, progress)
         extra = _final_extras(network, settings, results, data) if final else {}
-    grids = [oip_grid(r, shared_scale=settings.shared_scale, preset=settings.preset) for r in results]
+    grids = [flag_unhealthy(oip_grid(r, shared_scale=settings.shared_scale, preset=settings.preset), health)
+             for r in results]
     for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
         writer.figure(f"{stem}.png", grid, step_key=stem, step=step)
@@ -115,4 +119,4 @@ class OIPLogger(PeriodicAnalysis):
         if final and settings.examples > 0:
             data = trainer.datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH)  # on the trainer's device
         record_oips(writer, pl_module.network, settings, epoch, progress=trainer.progress_bar_callback is not None,
-                    final=final, data=data)
+                    final=final, data=data, health=health_of(trainer) if final else None)

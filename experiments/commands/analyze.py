@@ -39,6 +39,11 @@ class LoggedRun:
     writer: tracking.RunWriter
     last_epoch: int
 
+    @property
+    def health(self) -> str | None:
+        """The run's health verdict (its tag ``health``; None for a run trained before there was one)."""
+        return self.client.get_run(self.run_id).data.tags.get(tracking.TAG_HEALTH)
+
     def publish_view(self) -> None:
         """Refresh the experiment's chart view in the MLflow UI with the metrics and images just logged."""
         views.try_publish_view(self.client, self.client.get_run(self.run_id).info.experiment_id)
@@ -124,7 +129,8 @@ def analyze(run_id: str, overrides: list[str]) -> None:
 
     split = heldout_split(datamodule)
     report = record_latent_analysis(logged.writer, network, loader("train"), settings, step=logged.last_epoch,
-                                    heldout=(split, loader(split)), val_batches=loader("val"))
+                                    heldout=(split, loader(split)), val_batches=loader("val"),
+                                    health=logged.health)
     logged.publish_view()
     print(f"latent analysis of run {logged.run_id} logged at step {logged.last_epoch}: "
           f"{len(report.dominant_idx)} dominant components, PCA 90% = {report.n_pca_90}")
@@ -185,7 +191,8 @@ def oip(run_id: str, overrides: list[str]) -> None:
         datamodule = build_datamodule(logged.cfg)
         datamodule.prepare_data()
         data = datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH, device=next(network.parameters()).device)
-    results = record_oips(logged.writer, network, settings, step=logged.last_epoch, data=data)
+    results = record_oips(logged.writer, network, settings, step=logged.last_epoch, data=data,
+                          health=logged.health)
     for r in results:
         live = r.activation[~r.dead]  # empty when every map is dead (oip.preset=reference can do that)
         print(f"  {r.layer} {r.init}: {len(r.maps)} maps, mean activation {live.mean() if live.size else 0.0:.3f}, "

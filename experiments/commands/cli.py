@@ -26,14 +26,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} finished (experiment id {result.experiment_id})")
     for key in sorted(result.metrics):
         print(f"  {key} = {result.metrics[key]:.4f}")
+    if result.health is not None and result.health != tracking.HEALTH_OK:  # the last line: the numbers above lie
+        sys.stdout.flush()  # into one pipe (2>&1) the line must still come last
+        print(f"latentdream: warning: run {result.run_id} is unhealthy: {result.health}", file=sys.stderr)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from experiments.commands.demo import run_demo
+    from experiments.commands.demo import report_health, run_demo
 
-    run_demo(args.overrides)
-    return 0
+    return report_health(run_demo(args.overrides))  # an unhealthy demo run: one line each, exit 1
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@
 4. A comparison run of the two CNNs (overlaid curves, OIPs map by map).
 5. A small sweep: 2 learning rates × 2 seeds of the CNN, nested under a parent run with the seed statistics.
 
-All in the local store; it prints one line per phase with its time, and the links to open in the MLflow UI.
+All in the local store; it prints one line per phase with its time, and the links to open in the MLflow UI. Then it
+checks its own runs (:func:`report_health`): a run whose health verdict is not ``ok`` gives one line and exit 1.
 About 4 minutes on 2 idle CPU cores (README: the figure measured).
 """
 
@@ -17,6 +18,9 @@ from __future__ import annotations
 
 import time
 
+from collections.abc import Mapping
+
+from analysis import tracking
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import load_experiment
@@ -74,3 +78,25 @@ def run_demo(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
     print(f"  the autoencoder's latent space: {views.experiment_url(UI, experiments['ae_case1'])}")
     print(f"  one run's images over epochs:   {views.run_url(UI, experiments['cnn_sgd'], run_ids['cnn_sgd'])}")
     return run_ids
+
+
+def unhealthy_runs(run_ids: Mapping[str, str], tracking_uri: str | None = None) -> dict[str, str]:
+    """``"<label> (run <id>)"`` → health verdict of every demo run, and every child of the sweep, whose tag
+    ``health`` is neither ``ok`` nor missing (the comparison and the sweep's parent train nothing)."""
+    _, client = store.client_for(tracking_uri)
+    runs = [(label, client.get_run(run_id)) for label, run_id in run_ids.items()]
+    if "sweep" in run_ids:
+        parent = runs[[label for label, _ in runs].index("sweep")][1]
+        children = client.search_runs([parent.info.experiment_id],
+                                      f"tags.`{tracking.TAG_PARENT_RUN}` = '{run_ids['sweep']}'")
+        runs += [(f"sweep child {r.data.tags.get('mlflow.runName', '')}".rstrip(), r) for r in children]
+    verdicts = {f"{label} (run {run.info.run_id})": run.data.tags.get(tracking.TAG_HEALTH) for label, run in runs}
+    return {name: v for name, v in verdicts.items() if v not in (None, tracking.HEALTH_OK)}
+
+
+def report_health(run_ids: Mapping[str, str], tracking_uri: str | None = None) -> int:
+    """Print one line per unhealthy demo run (:func:`unhealthy_runs`); the demo's exit code: 1 if any, else 0."""
+    bad = unhealthy_runs(run_ids, tracking_uri)
+    for name, verdict in bad.items():
+        print(f"latentdream: error: demo run {name} is unhealthy: {verdict}", flush=True)
+    return 1 if bad else 0

@@ -40,9 +40,9 @@ KEY_TAGS = (tracking.TAG_KIND, tracking.TAG_MODEL, tracking.TAG_DATASET)
 def runs_table(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
     """The runs of ``experiment`` (None: of every experiment), newest first.
 
-    Columns: ``run_id``, ``experiment``, ``run_name``, ``status``, ``start_time``, the tags :data:`KEY_TAGS`, the
-    config values :data:`KEY_CONFIG` and the metrics :data:`KEY_METRICS` (final values) — each config/metric column
-    only if some run has it.
+    Columns: ``run_id``, ``experiment``, ``run_name``, ``status``, ``health`` (the verdict), ``start_time``, the tags
+    :data:`KEY_TAGS`, the config values :data:`KEY_CONFIG` and the metrics :data:`KEY_METRICS` (final values) — each
+    health/config/metric column only if some run has it.
 
     :raises InputError: ``experiment`` does not exist (the message lists the ones that do); server unreachable.
     """
@@ -73,6 +73,9 @@ def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
     })
     for tag in KEY_TAGS:
         out[tag] = found.get(f"tags.{tag}")
+    health = found.get(f"tags.{tracking.TAG_HEALTH}")  # ok, or why the run's numbers describe a broken network
+    if health is not None and health.notna().any():
+        out.insert(out.columns.get_loc("status") + 1, tracking.TAG_HEALTH, health)
     for prefix, keys in (("params", KEY_CONFIG), ("metrics", KEY_METRICS)):
         for key in keys:
             column = found.get(f"{prefix}.{key}")
@@ -82,7 +85,7 @@ def _select_columns(found: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFra
 
 
 # Which columns survive a narrow terminal, most wanted first (the run id is what the other commands take).
-COLUMN_PRIORITY = ("run_id", "run_name", "status", tracking.VAL_LOSS, tracking.VAL_ACC, "start_time", "experiment",
+COLUMN_PRIORITY = ("run_id", "run_name", "status", tracking.TAG_HEALTH, tracking.VAL_LOSS, tracking.VAL_ACC, "start_time", "experiment",
                    tracking.TAG_KIND, "optim.lr", "optim.name", "trainer.max_epochs", tracking.TEST_ACC,
                    tracking.TRAIN_LOSS, "data.batch_size", tracking.TEST_LOSS, tracking.TAG_MODEL, tracking.TAG_DATASET)
 MAX_CELL = 24  # characters of a text cell (a long run name) before it is cut with "…"

@@ -73,8 +73,12 @@ def trainer_kwargs(cfg: DictConfig) -> dict:
 
 def build_callbacks(cfg: DictConfig) -> list:
     """The analysis callbacks that fit ``cfg``'s model (latent statistics for autoencoders; OIPs and dreams for the
-    CNN), each given its section's settings."""
+    CNN), each given its section's settings; first the health check, whose verdict their final figures carry."""
     callbacks = []
+    if cfg.health.enabled:
+        from analysis.callbacks.health import HealthCheck
+
+        callbacks.append(HealthCheck(section(cfg, "health")))
     if is_autoencoder(cfg) and cfg.analysis.enabled:
         from analysis.callbacks.latent import LatentStatsLogger
 

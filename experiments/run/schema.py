@@ -1,10 +1,10 @@
 """The experiment schema: typed dataclasses that every YAML file and ``key=value`` override is merged into.
 
 OmegaConf checks keys, types and choices (enums) against these. The sections ``optim``, ``scheduler``, ``analysis``,
-``oip`` and ``dream`` are the settings dataclasses of the code they feed (defined there, with their rules); the
-rest are defined here and their ranges checked by :func:`experiments.run.config.validate`. Sections with several kinds
-(``model``, ``data``) pick their dataclass by their ``name`` key, so a CNN experiment cannot carry an autoencoder key
-by mistake. Config keys equal the constructor arguments they feed.
+``oip``, ``dream`` and ``health`` are the settings dataclasses of the code they feed (defined there, with their
+rules); the rest are defined here and their ranges checked by :func:`experiments.run.config.validate`. Sections
+with several kinds (``model``, ``data``) pick their dataclass by their ``name`` key, so a CNN experiment cannot carry
+an autoencoder key by mistake. Config keys equal the constructor arguments they feed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from analysis.health.settings import HealthSettings
 from analysis.settings import DreamSettings, LatentSettings, OIPSettings
 from lightning_modules.losses import ReconstructionLoss
 from lightning_modules.precision import Precision
@@ -141,6 +142,7 @@ class Experiment:
     analysis: LatentSettings = field(default_factory=LatentSettings)
     oip: OIPSettings = field(default_factory=OIPSettings)
     dream: DreamSettings = field(default_factory=DreamSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 # The fields of :class:`Experiment` that are values, not sections.
@@ -151,4 +153,4 @@ MODEL_KINDS: dict[str, type] = {"mnist_cnn": MnistCNNConfig, "conv_autoencoder":
 DATA_KINDS: dict[str, type] = {"mnist": MnistDataConfig, "mnist_bundled": MnistDataConfig, "faces": FacesDataConfig}
 
 # Sections whose dataclass carries its own rules (``__post_init__``): building the object checks them.
-SETTINGS_SECTIONS = ("optim", "scheduler", "analysis", "oip", "dream")
+SETTINGS_SECTIONS = ("optim", "scheduler", "analysis", "oip", "dream", "health")

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, ListConfig
 from typing_extensions import override
 
 from analysis import tracking
+from analysis.callbacks.health import health_of
 from analysis.callbacks.learning_rate import EpochLearningRate
 from analysis.eval_mode import eval_mode
 from experiments.run import guards, store
@@ -90,6 +91,7 @@ class TrainResult:
     datamodule: Any
     trainer: Any
     rank: int = 0  # > 0 in a DDP worker process: it logged nothing, the parent (rank 0) reports the run
+    health: str | None = None  # the run's tag ``health``: ``ok`` or why not (None: not checked, health.enabled=false)
 
 
 def git_commit() -> str | None:
@@ -416,4 +418,4 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
             interrupted = RunInterrupted(signum, run_id, last if last.is_file() else None)
             log.warning("latentdream: %s", interrupted)
             raise interrupted from None
-    return TrainResult(run_id, opened.experiment_id, metrics, module, datamodule, trainer)
+    return TrainResult(run_id, opened.experiment_id, metrics, module, datamodule, trainer, health=health_of(trainer))

@@ -53,13 +53,21 @@ def test_a_latent_analysis_during_training_logs_only_histograms_traversals_and_m
 
 
 def test_oips_during_training_render_with_epoch_steps(monkeypatch):
+    from analysis.callbacks.health import HealthCheck
+    from analysis.health.settings import HealthSettings
+    from analysis.health.verdict import HealthNumbers, judge
+
     seen = []
-    monkeypatch.setattr(oip_callback, "record_oips", lambda writer, network, settings, epoch, progress, final, data:
-                        seen.append((settings.steps, final, data)))
+    monkeypatch.setattr(oip_callback, "record_oips",
+                        lambda writer, network, settings, epoch, progress, final, data, health:
+                        seen.append((settings.steps, final, data, health)))
     logger = OIPLogger(OIPSettings(steps=150, epoch_steps=30, every_n_epochs=1))
+    check = HealthCheck(HealthSettings())  # the verdict exists at the end of training, before the final render
+    check.verdict = judge(HealthNumbers(silent_maps={"conv3": 1.0}), check.settings)
     val = SimpleNamespace(images_dataloader=lambda split, batch_size: (split, batch_size))
-    trainer = SimpleNamespace(progress_bar_callback=None, datamodule=val)
+    trainer = SimpleNamespace(progress_bar_callback=None, datamodule=val, callbacks=[check, logger])
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=0, final=False)
     logger.record(trainer, SimpleNamespace(network=None), writer=None, epoch=1, final=True)
-    # the dataset examples search the validation images, once, at the end
-    assert seen == [(30, False, None), (150, True, ("val", oip_callback.EXAMPLES_BATCH))]
+    # the dataset examples search the validation images, once, at the end; the final render carries the verdict
+    assert seen == [(30, False, None, None), (150, True, ("val", oip_callback.EXAMPLES_BATCH),
+                                              "silent: 100 % of conv3's maps never fire on validation data")]

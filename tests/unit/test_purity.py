@@ -13,6 +13,7 @@ PURE = [
     "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.sweeps.grid",
     "analysis.oip.examples", "analysis.oip.predictions", "analysis.plots.mosaic", "analysis.compare.cka",
     "analysis.compare.matching", "analysis.compare.probe",
+    "analysis.health.settings", "analysis.health.verdict", "analysis.health.probe", "analysis.plots.health",
 ]
 
 
