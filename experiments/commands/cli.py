@@ -86,7 +86,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                        metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]),
                        address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
                        search=args.search, trials=args.trials, prune=args.prune, storage=args.storage)
-    print(f"sweep {parent} finished (seed statistics: artifact {tracking.SWEEP_SUMMARY} of the parent run)")
+    what = tracking.SWEEP_TRIALS if args.search else tracking.SWEEP_SUMMARY
+    print(f"sweep {parent} finished (artifact {what} of the parent run)")
     return 0
 
 

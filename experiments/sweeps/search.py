@@ -162,12 +162,13 @@ def trial_overrides(params: Mapping[str, Any]) -> list[str]:
     return [f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()]
 
 
-def trials_table(study: Any, run_ids: Mapping[int, str], epochs: Mapping[int, int]) -> pd.DataFrame:
+def trials_table(study: Any) -> pd.DataFrame:
     """``sweep/trials.csv``: one row per trial — its number, params (JSON), state (COMPLETE, PRUNED, FAIL,
-    RUNNING), final value, epochs trained and the child run's id."""
+    RUNNING), final value (a pruned trial: its last reported one), epochs trained and the child run's id."""
     rows = [{"trial": t.number, "params": json.dumps(t.params, sort_keys=True), "state": t.state.name,
-             "value": t.value if t.values else float("nan"), "epochs": epochs.get(t.number, len(t.intermediate_values)),
-             "run_id": run_ids.get(t.number, t.user_attrs.get("run_id", ""))} for t in study.trials]
+             "value": t.value if t.values else float("nan"),
+             "epochs": t.user_attrs.get("epochs", len(t.intermediate_values)),
+             "run_id": t.user_attrs.get("run_id", "")} for t in study.trials]
     return pd.DataFrame(rows, columns=["trial", "params", "state", "value", "epochs", "run_id"])
 
 

@@ -447,7 +447,7 @@ def _log_search(client: Any, parent_id: str, study: Any) -> None:
     import matplotlib.pyplot as plt
 
     writer = tracking.RunWriter(client, parent_id)
-    writer.table(tracking.SWEEP_TRIALS, searching.trials_table(study, {}, {}))
+    writer.table(tracking.SWEEP_TRIALS, searching.trials_table(study))
     names = {"optimization_history": tracking.SWEEP_HISTORY, "param_importances": tracking.SWEEP_IMPORTANCES}
     for name, figure in searching.figures(study).items():
         writer.figure(names[name], figure)
