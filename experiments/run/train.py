@@ -253,7 +253,9 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
     uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
     guard, checkpoint = _guard(cfg), _checkpoint_callback(checkpoint_dir)
     # Same logger class as rank 0 so every rank runs the same hooks; Lightning makes its logging rank-0-only.
-    logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
+    with store.store_lock(uri):  # the logger opens the store: not while rank 0 creates it (torchrun starts both)
+        logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri,
+                                   run_id=run_id)
     trainer = _trainer(cfg, guard, checkpoint, logger)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if cfg.resume and last.is_file() else None,
                 weights_only=True)
