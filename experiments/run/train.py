@@ -262,7 +262,7 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
     trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, verbose=False,
                  weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=int(os.environ.get("LOCAL_RANK", "1")))
+    return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=max(1, trainer.global_rank))
 
 
 def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = (),
