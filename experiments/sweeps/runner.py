@@ -39,27 +39,42 @@ class SweepInterrupted(RunInterrupted):
 
 
 class _Terminated(BaseException):
-    """SIGTERM reached the sweep."""
+    """SIGTERM or Ctrl-C reached the sweep (raised by the dispatch loop, never inside Ray's own calls)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_REQUESTED: list[int] = []  # signals received while the dispatch loop runs; it stops at its next turn
+
+
+def _check_requested() -> None:
+    if _REQUESTED:
+        raise _Terminated(_REQUESTED[0])
 
 
 @contextmanager
 def interrupts_stop(parent_id: str) -> Iterator[None]:
-    """While the block runs, SIGTERM (like Ctrl-C) interrupts it; either leaves as :class:`SweepInterrupted`."""
+    """While the block runs, SIGTERM and Ctrl-C interrupt it; either leaves as :class:`SweepInterrupted`.
+
+    The handlers only note the signal: an exception raised inside Ray's compiled calls (``ray.wait``) would come out
+    as a ``SystemError``; the dispatch loop raises it at its next turn (within :data:`POLL_S`)."""
     main = threading.current_thread() is threading.main_thread()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise _Terminated()
-
-    if main:
-        signal.signal(signal.SIGTERM, on_sigterm)
+    _REQUESTED.clear()
+    for sig in saved:
+        signal.signal(sig, lambda signum, frame: _REQUESTED.append(signum))
     try:
         yield
+        _check_requested()  # a signal in the last turn of the loop
     except (_Terminated, KeyboardInterrupt) as err:
-        interrupted = SweepInterrupted(signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT, parent_id)
+        signum = err.signum if isinstance(err, _Terminated) else signal.SIGINT
+        interrupted = SweepInterrupted(signum, parent_id)
         log.warning("latentdream: %s", interrupted)
         raise interrupted from None
     finally:
+        _REQUESTED.clear()
         for sig, handler in saved.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
@@ -80,6 +95,7 @@ def execute(cluster: RayCluster, source: Source, parallel: int, label: Callable[
     outcomes: list[tuple[ChildJob, ChildOutcome]] = []
     exhausted = False
     while True:
+        _check_requested()
         while not exhausted and len(running) < parallel:
             job = source.next_job()
             if job is None:
@@ -89,6 +105,7 @@ def execute(cluster: RayCluster, source: Source, parallel: int, label: Callable[
             print(f"sweep {label(job)}: start", flush=True)
         if not running:
             return outcomes
+        _check_requested()
         for ref in cluster.wait(list(running), timeout=POLL_S):
             job, began = running.pop(ref)
             outcome = _outcome(cluster, ref)
