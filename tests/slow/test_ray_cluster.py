@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 
 from analysis import tracking
+from experiments.run import store
 from experiments.sweeps.sweep import children, run_sweep
 from tests.conftest import TINY
 from tests.slow.ray_nodes import ray_cluster, ray_env, stop_node, worker_node_id
@@ -131,7 +132,9 @@ def test_sigterm_to_the_sweeps_process_group_kills_children_and_parent_and_leave
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:  # both children trained an epoch
         if (tmp_path / "mlflow.db").exists():
-            client = client or mlflow.MlflowClient(uri)
+            if client is None:
+                with store.store_lock(uri):  # not while the sweep creates the store
+                    client = mlflow.MlflowClient(uri)
             kids = [r for r in client.search_runs(client.search_experiments()[0:1] and
                                                   [e.experiment_id for e in client.search_experiments()])
                     if tracking.TAG_SWEEP_POINT in r.data.tags]
