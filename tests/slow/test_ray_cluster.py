@@ -121,10 +121,10 @@ def _sweep_processes(sid: int) -> list[str]:
 
 def test_sigterm_to_the_sweeps_process_group_kills_children_and_parent_and_leaves_no_process(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    store = [f"tracking.tracking_uri={uri}", f"tracking.artifact_root={tmp_path / 'mlruns'}",
-             f"tracking.checkpoint_dir={tmp_path / 'checkpoints'}"]
+    places = [f"tracking.tracking_uri={uri}", f"tracking.artifact_root={tmp_path / 'mlruns'}",
+              f"tracking.checkpoint_dir={tmp_path / 'checkpoints'}"]
     command = [sys.executable, "-m", "experiments.commands.cli", "sweep", "cnn_mnist_bundled", "optim.lr=0.02,0.05",
-               *LEAN, "trainer.max_epochs=20", "trainer.sleep_per_batch=0.3", *store]
+               *LEAN, "trainer.max_epochs=20", "trainer.sleep_per_batch=0.3", *places]
     env = ray_env(tmp_path)
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
