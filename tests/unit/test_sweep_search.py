@@ -103,3 +103,20 @@ def test_metric_vs_value_of_a_sweep_without_a_finished_run_is_an_empty_figure():
     summary = pd.DataFrame(columns=["point", "optim.lr", "metric", "n", "mean", "std"])
     figure = metric_vs_value(summary, "optim.lr", ["val/loss"], ["optim.lr"])
     assert "no finished run" in [t.get_text() for t in figure.axes[0].texts]
+
+
+@pytest.mark.parametrize("items, options, message", [
+    (["optim.lr=0.1,0.2"], {"trials": 4}, "--trials needs distributions"),
+    (["optim.lr=0.1,0.2"], {"prune": True}, "--prune needs distributions"),
+    (["optim.lr=uniform(0.01,0.1)"], {}, "a search needs --trials"),
+    (["optim.lr=uniform(0.01,0.1)", "model.dropout=0,0.2"], {"trials": 2}, "model.dropout lists values"),
+    (["optim.lr=uniform(0.01,0.1)"], {"trials": 2, "random": 2}, "--random draws grid points"),
+    (["optim.lr=uniform(0.01,0.1)"], {"trials": 2, "search": "grid"}, "--search 'grid' is not allowed"),
+    (["model.dropout=uniform(0,1.5)"], {"trials": 2}, r"sweep key model.dropout=1.5: model.dropout=1.5 is not"),
+])
+def test_bad_search_options_stop_before_ray_or_the_store_start(tmp_path, items, options, message):
+    from experiments.sweeps.sweep import run_sweep
+
+    with pytest.raises(InputError, match=message):
+        run_sweep("cnn_mnist_bundled", [*items, f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}"], **options)
+    assert not (tmp_path / "m.db").exists()
