@@ -305,19 +305,26 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
     experiment_name = base.tracking.experiment_name or base.name
     import mlflow
 
-    with RayCluster(address, cpus_per_run, gpus_per_run) as cluster:
-        nodes = cluster.capacity().nodes
-        if nodes > 1 and is_local_store(uri):
-            raise InputError(f"the tracking store {uri} is a file on this machine, which the Ray cluster's other "
-                             f"{nodes - 1} node(s) cannot reach: use a tracking server (docs/scale.md)")
+    def open_store() -> tuple[Any, str]:
         with store.store_lock(uri):
             client = mlflow.MlflowClient(uri)
             experiment_id = with_retries(store.experiment_id_for, client, experiment_name,
                                          base.tracking.artifact_root or store.default_artifact_root(uri))
             store.enable_wal(uri)
-        parent = _reopen_parent(client, uri, resume, experiment_id, spec) if resume else None
-        if parent is not None:
-            _check_no_live_child(client, parent, checkpoint_root)
+        return client, experiment_id
+
+    parent = None
+    if resume:  # checked before Ray starts: a refused resume touches nothing
+        client, experiment_id = open_store()
+        parent = _reopen_parent(client, uri, resume, experiment_id, spec)
+        _check_no_live_child(client, parent, checkpoint_root)
+    with RayCluster(address, cpus_per_run, gpus_per_run) as cluster:
+        nodes = cluster.capacity().nodes
+        if nodes > 1 and is_local_store(uri):
+            raise InputError(f"the tracking store {uri} is a file on this machine, which the Ray cluster's other "
+                             f"{nodes - 1} node(s) cannot reach: use a tracking server (docs/scale.md)")
+        if not resume:
+            client, experiment_id = open_store()
         parent_id = resume or _open_parent(client, experiment_id, base, spec, grid, command)
         lock = store.RunLock(checkpoint_root, parent_id)
         if not lock.acquire():

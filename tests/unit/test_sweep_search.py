@@ -120,3 +120,35 @@ def test_bad_search_options_stop_before_ray_or_the_store_start(tmp_path, items, 
     with pytest.raises(InputError, match=message):
         run_sweep("cnn_mnist_bundled", [*items, f"tracking.tracking_uri=sqlite:///{tmp_path / 'm.db'}"], **options)
     assert not (tmp_path / "m.db").exists()
+
+
+def test_resume_of_a_sweep_whose_child_still_trains_is_refused_and_touches_nothing(tmp_path):
+    import mlflow
+
+    from analysis import tracking
+    from experiments.run import store
+    from experiments.sweeps.grid import parse_grid
+    from experiments.sweeps.sweep import check_configs, plan, run_sweep, spec_of
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    items = ["optim.lr=0.01,0.02", f"tracking.tracking_uri={uri}", f"tracking.artifact_root={tmp_path / 'mlruns'}",
+             f"tracking.checkpoint_dir={tmp_path / 'checkpoints'}"]
+    grid = parse_grid(items)
+    planned, _ = check_configs("cnn_mnist_bundled", grid, plan(grid))
+    client = mlflow.MlflowClient(uri)
+    experiment_id = store.experiment_id_for(client, "cnn_mnist_bundled", str(tmp_path / "mlruns"))
+    parent = client.create_run(experiment_id, tags={"kind": "sweep"}).info.run_id
+    tracking.RunWriter(client, parent).json(tracking.SWEEP_SPEC, spec_of("cnn_mnist_bundled", grid, planned, None, 0))
+    client.set_terminated(parent, "KILLED")
+    child = client.create_run(experiment_id, tags={tracking.TAG_PARENT_RUN: parent,
+                                                   tracking.TAG_SWEEP_POINT: "optim.lr=0.01"}).info.run_id
+    lock = store.RunLock(tmp_path / "checkpoints", child)  # the child's trainer, still alive
+    assert lock.acquire()
+    try:
+        with pytest.raises(InputError, match=f"its run {child} is still training"):
+            run_sweep("cnn_mnist_bundled", items, resume=parent)
+    finally:
+        lock.release()
+    after = client.get_run(parent)
+    assert after.info.status == "KILLED" and "resumed" not in after.data.tags
+    assert client.get_run(child).info.status == "RUNNING"
