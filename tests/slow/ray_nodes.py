@@ -28,9 +28,10 @@ def ray_env(root: Path) -> dict[str, str]:
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    head = ["--include-dashboard=false", "--disable-usage-stats"] if "--head" in args else []
     with open(log, "wb") as out:
-        return subprocess.Popen([RAY, "start", *args, "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false",
-                                 "--object-store-memory=80000000", "--disable-usage-stats", "--block"],
+        return subprocess.Popen([RAY, "start", *args, *head, "--num-cpus=1", "--num-gpus=0",
+                                 "--object-store-memory=80000000", "--block"],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
