@@ -57,8 +57,10 @@ def test_grid_children_land_on_both_nodes(cluster):
 
 
 def test_tpe_search_with_pruning_keeps_its_study_in_the_postgres_store(cluster):
+    # tiny rates barely move the loss in 6 batches, large ones lower it: the median pruner stops the tiny ones
     parent_id = run_sweep("cnn_mnist_bundled", ["optim.lr=loguniform(1e-5,0.3)", *LEAN, "trainer.max_epochs=3",
-                                                "trainer.limit_train_batches=3", *cluster["store"]],
+                                                "trainer.limit_train_batches=6", "trainer.limit_val_batches=4",
+                                                "data.batch_size=16", *cluster["store"]],
                           address=cluster["address"], search="tpe", trials=8, prune=True, random_seed=3)
     client = mlflow.MlflowClient(cluster["db"])
     kids = children(client, client.get_run(parent_id))
@@ -66,10 +68,10 @@ def test_tpe_search_with_pruning_keeps_its_study_in_the_postgres_store(cluster):
     assert len(kids) == 8 and {r.info.status for r in kids} == {"FINISHED"}
     pruned = [r for r in kids if r.data.tags[tracking.TAG_SWEEP_STATE] == "pruned"]
     assert pruned, states
-    for run in pruned:  # stopped after the epoch the tag names: fewer than 3 epochs of val/loss
+    for run in pruned:  # stopped after the epoch the tag names (never the first: the pruner's warm-up)
         epoch = int(run.data.tags[tracking.TAG_SWEEP_PRUNED_EPOCH])
         assert [m.step for m in client.get_metric_history(run.info.run_id, tracking.VAL_LOSS)] == \
-            list(range(epoch + 1)) and epoch < 2
+            list(range(epoch + 1)) and 1 <= epoch <= 2
     trials = pd.read_csv(client.download_artifacts(parent_id, tracking.SWEEP_TRIALS, str(cluster["root"])))
     assert sorted(trials["run_id"]) == sorted(r.info.run_id for r in kids)
     assert (trials["state"] == "PRUNED").sum() == len(pruned) and set(trials["state"]) <= {"COMPLETE", "PRUNED"}
