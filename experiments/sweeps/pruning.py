@@ -47,7 +47,9 @@ class TrialPruning(L.Callback):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+        from experiments.sweeps.search import make_pruner
+
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage, pruner=make_pruner())
         self._trial = optuna.trial.Trial(study, self.trial_id)
 
     @override

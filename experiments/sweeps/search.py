@@ -135,6 +135,14 @@ def _prepare(storage: str) -> Any:
     return optuna.storages.RDBStorage(storage, engine_kwargs=kwargs)
 
 
+def make_pruner() -> Any:
+    """The sweep's pruner: Optuna's median pruner, idle until 2 trials finished and in a trial's first epoch. (A
+    pruner is not stored with the study: the children, which ask it, build the same one.)"""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+
+
 def open_study(name: str, storage: str, search: Search, mode: str, seed: int, resume: bool) -> Any:
     """The sweep's study: created (or, ``resume``, loaded) in ``storage`` with a TPE or random sampler seeded by
     ``seed`` and a median pruner (no pruning before 2 finished trials or in a trial's first epoch).
@@ -146,7 +154,7 @@ def open_study(name: str, storage: str, search: Search, mode: str, seed: int, re
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = (optuna.samplers.TPESampler(seed=seed, n_startup_trials=4) if search == Search.TPE
                else optuna.samplers.RandomSampler(seed=seed))
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    pruner = make_pruner()
     rdb = _prepare(storage)
     if resume:
         try:
