@@ -56,7 +56,14 @@ def worker_node_id(address: str, env: dict[str, str]) -> str:
 
 
 def stop_node(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
-    """Stop a node: its whole process group (raylet, GCS, workers), SIGKILL if it lingers."""
+    """Stop a node: its whole process group (raylet, GCS) and every process under it (Ray's workers have process
+    groups of their own), SIGKILL if it lingers. ``signum=SIGKILL`` is a lost machine: everything dies at once."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.send_signal(signum)
     for sig, grace in ((signum, 20), (signal.SIGKILL, 10)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
