@@ -94,7 +94,8 @@ def test_a_lost_worker_node_retries_its_child_on_the_head_in_place(cluster):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             experiment = client.get_experiment_by_name("cnn_mnist_bundled")
-            for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+            found = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'") if experiment else []
+            for run in found:
                 if run.data.tags.get(tracking.TAG_SWEEP_NODE) == worker and client.get_metric_history(
                         run.info.run_id, tracking.VAL_LOSS):
                     killed["run"] = run.info.run_id
