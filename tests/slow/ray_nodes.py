@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,3 +97,4 @@ def ray_cluster(root: Path) -> Iterator[dict]:
     finally:
         for proc in reversed(nodes):
             stop_node(proc)
+        shutil.rmtree(temp, ignore_errors=True)  # Ray's session logs and sockets
