@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -152,3 +153,16 @@ def test_resume_of_a_sweep_whose_child_still_trains_is_refused_and_touches_nothi
     after = client.get_run(parent)
     assert after.info.status == "KILLED" and "resumed" not in after.data.tags
     assert client.get_run(child).info.status == "RUNNING"
+
+
+def test_parameter_importances_appear_past_eight_trials_and_rank_the_key_that_matters():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    dists = {"optim.lr": FloatDistribution(1e-4, 0.1, log=True), "model.dropout": FloatDistribution(0, 0.5)}
+    for n in range(10):
+        trial = study.ask(dists)
+        study.tell(trial, -0.1 * float(np.log10(trial.params["optim.lr"])) + 0.001 * trial.params["model.dropout"])
+        if n == 7:
+            assert set(search.figures(study)) == {"optimization_history"}  # 8 trials: no importances yet
+    figure = search.figures(study)["param_importances"]
+    labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert labels[-1] == "optim.lr"  # Optuna draws the most important parameter on top
