@@ -137,6 +137,9 @@ SWEEP_SPEC = f"{SWEEP_DIR}/spec.json"  # experiment, axes, fixed overrides, seed
 SWEEP_RUNS = f"{SWEEP_DIR}/runs.csv"  # run_id, point, seed, status of every child
 SWEEP_SUMMARY = f"{SWEEP_DIR}/summary.csv"  # point, the swept keys' values, metric, n, mean, std (ddof=1)
 SWEEP_CURVES = f"{SWEEP_DIR}/val_loss_curves.png"  # per-epoch val/loss, mean ± std over seeds, one line per point
+SWEEP_TRIALS = f"{SWEEP_DIR}/trials.csv"  # a search's trials: trial, params (JSON), state, value, epochs, run_id
+SWEEP_HISTORY = f"{SWEEP_DIR}/optimization_history.png"  # Optuna's optimisation history of a search
+SWEEP_IMPORTANCES = f"{SWEEP_DIR}/param_importances.png"  # Optuna's parameter importances (past 8 trials)
 
 
 def sweep_metric_png(key: str) -> str:
@@ -209,6 +212,10 @@ TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (p
 TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
 TAG_COMPARED_KIND = "compared_kind"
 
+TAG_SWEEP_NODE = "sweep.node"  # a sweep child's Ray node id (the node it last trained on)
+TAG_SWEEP_STATE = "sweep.state"  # a sweep child's end: complete, or pruned (by the search's Optuna pruner)
+TAG_SWEEP_PRUNED_EPOCH = "sweep.pruned_epoch"  # a pruned child: the epoch after which the pruner stopped it
+TAG_SWEEP_TRIAL = "sweep.trial"  # a search's child: its Optuna trial number
 TAG_SWEEP_POINT = "sweep.point"  # a sweep child's grid point, ``key=value key2=value2`` (seeds pooled): Group by
 TAG_REGISTERED = "registered_model"  # ``NAME/VERSION`` a run (or a sweep's best child) was registered as
 SWEEP_PARAM_PREFIX = "sweep."  # a sweep parent's params: sweep.<key> = the values swept, sweep.random, ...

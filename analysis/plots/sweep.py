@@ -70,18 +70,20 @@ def metric_vs_value(summary: pd.DataFrame, key: str, metrics: Sequence[str], key
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, metric in zip(axes, metrics):
         rows = summary[summary["metric"] == metric]
-        groups = rows.groupby(others, sort=False, dropna=False) if others else [((), rows)]
+        groups = rows.groupby(others, sort=False, dropna=False) if others else [((), rows)] if len(rows) else []
         for i, (name, group) in enumerate(groups):
             group = group.assign(_x=group[key].astype(str).map({v: j for j, v in enumerate(values)})).sort_values("_x")
-            x = numeric[group["_x"].to_numpy()] if numeric is not None else group["_x"].to_numpy(float)
+            x = numeric[group["_x"].to_numpy(int)] if numeric is not None else group["_x"].to_numpy(float)
             name = name if isinstance(name, tuple) else (name,)
             label = " ".join(f"{k}={v}" for k, v in zip(others, name)) or "mean ± std over seeds"
             _band(ax, x, group["mean"].to_numpy(float), group["std"].to_numpy(float),
                   label if i < MAX_LEGEND else "_", i)
         if numeric is None:
             ax.set_xticks(range(len(values)), values, rotation=30 if sum(map(len, values)) > 40 else 0, fontsize=8)
-        elif numeric.min() > 0 and numeric.max() / numeric.min() > 20:
+        elif len(numeric) and numeric.min() > 0 and numeric.max() / numeric.min() > 20:
             ax.set_xscale("log")
+        if not len(rows):  # no run of the sweep finished (yet): an empty panel that says so
+            ax.text(0.5, 0.5, "no finished run", ha="center", va="center", transform=ax.transAxes, color="0.4")
         _finish(ax, key, metric)
     for ax in axes[len(metrics):]:
         ax.set_visible(False)

@@ -85,8 +85,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
                        random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
-                       metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]))
-    print(f"sweep {parent} finished (seed statistics: artifact {tracking.SWEEP_SUMMARY} of the parent run)")
+                       metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]),
+                       address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                       search=args.search, trials=args.trials, prune=args.prune, storage=args.storage)
+    what = tracking.SWEEP_TRIALS if args.search else tracking.SWEEP_SUMMARY
+    print(f"sweep {parent} finished (artifact {what} of the parent run)")
     return 0
 
 
@@ -140,19 +143,33 @@ def make_parser() -> argparse.ArgumentParser:
                    help="two or more run ids, or one sweep's parent run id (its grid points are compared)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("sweep", help="train a grid of runs (seeds as replicates) nested under one parent run")
+    p = sub.add_parser("sweep", help="train a grid (seeds as replicates) or an Optuna search of runs on Ray, nested "
+                       "under one parent run")
     p.add_argument("experiment", help="experiment name (experiments/configs/NAME.yaml) or a YAML path")
     p.add_argument("overrides", nargs="*", help="key=a,b,c spans the grid (commas in [] or quotes do not split), "
-                   "key=value sets every run, trainer.seed=1,2,3 lists replicates")
-    p.add_argument("--parallel", type=int, default=1, metavar="N", help="runs trained at once (default 1)")
+                   "key=value sets every run, trainer.seed=1,2,3 lists replicates; key=uniform(a,b), loguniform(a,b), "
+                   "int(a,b), choice(x,y) are distributions a --search samples")
+    p.add_argument("--parallel", type=int, metavar="N",
+                   help="at most N runs at once (default: what the Ray cluster's resources allow)")
+    p.add_argument("--address", help="a running Ray cluster's address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="C", help="CPUs each run reserves (default 1)")
+    p.add_argument("--gpus-per-run", type=float, metavar="G",
+                   help="GPUs each run reserves (default 1 where the cluster has GPUs, else 0)")
+    p.add_argument("--search", choices=("tpe", "random"), help="sample the distributions with Optuna (TPE or random)")
+    p.add_argument("--trials", type=int, metavar="N", help="with --search: how many runs to sample")
+    p.add_argument("--prune", action="store_true",
+                   help="with --search: stop weak trials after any epoch (Optuna's median pruner on --metric)")
+    p.add_argument("--storage", metavar="URL", help="with --search: the study's database (default: the tracking "
+                   "store's PostgreSQL, else a sqlite file beside the sweep's checkpoints)")
     p.add_argument("--random", type=int, metavar="K", help="train K random points of the grid")
-    p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw (default 0)")
+    p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw or the --search (default 0)")
     p.add_argument("--resume", metavar="PARENT_ID",
                    help="continue a killed sweep (same grid): its unfinished runs in place, then the missing ones")
     p.add_argument("--register", metavar="NAME", help="register the best run's model under NAME")
     p.add_argument("--alias", help="with --register: the alias of the new version (e.g. champion)")
-    p.add_argument("--metric", default=tracking.VAL_LOSS, help="with --register: the final metric that ranks runs")
-    p.add_argument("--mode", choices=("min", "max"), default="min", help="with --register: best is min or max")
+    p.add_argument("--metric", default=tracking.VAL_LOSS,
+                   help="the final metric that ranks runs (--register) and that a --search optimises")
+    p.add_argument("--mode", choices=("min", "max"), default="min", help="best is min or max (default min)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("register", help="register a run's logged model in MLflow's model registry")

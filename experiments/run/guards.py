@@ -195,12 +195,16 @@ def interrupt_signal(exc: BaseException, guard: RunGuard) -> int | None:
 
 # --- DDP --------------------------------------------------------------------------------------------------------
 def ddp_worker_run_id() -> str | None:
-    """The parent's run id when this process is a DDP worker rank (> 0) launched by Lightning, else None.
+    """The parent's run id when this process is a DDP worker rank (> 0) launched by Lightning, else None; under
+    torchrun (several nodes), any global rank > 0 is a worker, which trains in step and logs nothing.
 
     Lightning's subprocess launcher re-executes the command line with ``LOCAL_RANK``/``NODE_RANK`` set; the
     parent exports :data:`RUN_ID_ENV` before it launches them.
     """
     run_id = os.environ.get(RUN_ID_ENV)
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun started every rank itself: global rank 0 alone opens the run
+        rank = int(os.environ.get("RANK", "0") or 0)
+        return (run_id or f"torchrun-rank-{rank}") if rank > 0 else None  # the checkpoint folder comes from rank 0
     rank = int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
     return run_id if run_id and rank > 0 else None
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,9 +203,10 @@ def _shown(kwargs: dict) -> str:
     return ", ".join(f"{k}={kwargs[k]!r}" for k in keys if k in kwargs)
 
 
-def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: guards.AtomicModelCheckpoint, logger: Any) -> L.Trainer:
+def _trainer(cfg: DictConfig, guard: RunGuard, checkpoint: guards.AtomicModelCheckpoint, logger: Any,
+             extra: Sequence[L.Callback] = ()) -> L.Trainer:
     kwargs = _lightning_kwargs(cfg)
-    callbacks = [guard, checkpoint, EpochLearningRate(), *build_callbacks(cfg)]
+    callbacks = [guard, checkpoint, EpochLearningRate(), *build_callbacks(cfg), *extra]
     return L.Trainer(logger=logger, callbacks=callbacks, **kwargs)
 
 
@@ -254,18 +255,21 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
     uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
     guard, checkpoint = _guard(cfg), _checkpoint_callback(checkpoint_dir)
     # Same logger class as rank 0 so every rank runs the same hooks; Lightning makes its logging rank-0-only.
-    logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri, run_id=run_id)
+    with store.store_lock(uri):  # the logger opens the store: not while rank 0 creates it (torchrun starts both)
+        logger = EpochMLFlowLogger(experiment_name=cfg.tracking.experiment_name or cfg.name, tracking_uri=uri,
+                                   run_id=run_id)
     trainer = _trainer(cfg, guard, checkpoint, logger)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if cfg.resume and last.is_file() else None,
                 weights_only=True)
     trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, verbose=False,
                  weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=int(os.environ.get("LOCAL_RANK", "1")))
+    return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=max(1, trainer.global_rank))
 
 
 def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = (),
-          tags: Mapping[str, str] | None = None, publish_view: bool = True) -> TrainResult:
+          tags: Mapping[str, str] | None = None, publish_view: bool = True,
+          callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train ``cfg`` into a new MLflow run (or, with ``cfg.resume``, continue an earlier one) and return the run
     id and final metrics.
 
@@ -273,6 +277,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     :param tags: extra tags of a new run (a sweep's ``mlflow.parentRunId`` and ``sweep.point``).
     :param publish_view: refresh the experiment's chart view in the MLflow UI afterwards (a sweep does it once for
         all its runs instead).
+    :param callbacks: extra Lightning callbacks (a sweep's trial pruning).
 
     :raises latentdream.errors.InputError: bad data or an impossible resume (before any run is touched).
     :raises experiments.run.store.RunInterrupted: Ctrl-C or SIGTERM (a ``SystemExit`` with code 130/143);
@@ -293,7 +298,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
 
     opened = _open_run(cfg, command, tags)
     try:
-        result = _fit_into_run(cfg, opened, swept, module, datamodule)
+        result = _fit_into_run(cfg, opened, swept, module, datamodule, callbacks)
     finally:
         opened.lock.release()
     if publish_view:  # the UI's chart view: curves first, images uncaptioned
@@ -378,7 +383,7 @@ def _open_run(cfg: DictConfig, command: str | None, tags: Mapping[str, str] | No
 
 
 def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], module: Any,
-                  datamodule: Any) -> TrainResult:
+                  datamodule: Any, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Fit, test and log into the started run; it ends FINISHED, FAILED or KILLED (see :func:`store.ended`)."""
     run_id, plan, checkpoint_dir = opened.run_id, opened.plan, opened.checkpoint_dir
     guard = _guard(cfg)
@@ -395,7 +400,7 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
             checkpoint = _checkpoint_callback(checkpoint_dir)
             logger = EpochMLFlowLogger(experiment_name=opened.experiment_name, tracking_uri=opened.uri, run_id=run_id,
                                        skip_steps=plan.logged_steps if plan else None)
-            trainer = _trainer(cfg, guard, checkpoint, logger)
+            trainer = _trainer(cfg, guard, checkpoint, logger, callbacks)
             with guards.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
                 trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint if plan else None,
                             weights_only=True)

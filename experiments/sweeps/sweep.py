@@ -1,18 +1,21 @@
-"""``latentdream sweep EXPERIMENT key=a,b key2=x,y [trainer.seed=1,2,3] [--parallel N] [--random K]``.
+"""``latentdream sweep EXPERIMENT key=a,b key2=x,y [trainer.seed=1,2,3] [--parallel N] [--random K]``, or a search:
+``latentdream sweep EXPERIMENT optim.lr=loguniform(1e-3,0.1) --search tpe --trials N [--prune]``.
 
-Every point of the grid (or ``K`` random points of it), once per seed, is one ordinary :func:`experiments.run.train.train`
-run (all callbacks), nested under one parent run (tag ``kind=sweep``) that records the sweep (params
-``sweep.<key>``, artifact ``sweep/spec.json``) and, at the end, the seed statistics: ``sweep/summary.csv``, a figure
-per swept key and the ``val/loss`` curves (mean ± std over seeds). A child keeps its kind, holds the swept keys
-among its params and the tag ``sweep.point`` (MLflow's Group by pools the seeds).
+Every point of the grid (or ``K`` random points of it), once per seed, or every trial of the search, is one ordinary
+:func:`experiments.run.train.train` run (all callbacks), executed as a Ray task (:mod:`experiments.sweeps.executor`)
+and nested under one parent run (tag ``kind=sweep``) that records the sweep (params ``sweep.<key>``, artifact
+``sweep/spec.json``) and, at the end, the seed statistics: ``sweep/summary.csv``, a figure per swept key and the
+``val/loss`` curves (mean ± std over seeds); a search adds ``sweep/trials.csv`` and Optuna's figures. A child keeps its
+kind, holds the swept keys among its params and the tags ``sweep.point``, ``sweep.node`` and ``sweep.state``.
 
-* Everything is checked first: every run's config is loaded and its trainer settings checked, so a bad value
-  anywhere in the grid starts nothing.
-* ``parallel`` children train at once, each in its own process forked from a server that imported torch,
-  Lightning and MLflow once (so a child starts in milliseconds), against the same store (sqlite or any server).
-* SIGTERM or Ctrl-C: the sweep passes SIGTERM to the running children, which end KILLED (finished ones stay
-  FINISHED), and the parent ends KILLED. ``resume=PARENT_ID`` (``--resume``) resumes the unfinished children in
-  place (same run id, train's ``resume``) and trains only the missing runs.
+* Everything is checked first: every run's config is loaded and its trainer settings checked (a search: each
+  distribution's bounds and choices), so a bad value anywhere starts nothing.
+* Children train on the Ray cluster at ``--address`` (or ``RAY_ADDRESS``), or on a local Ray instance started for the
+  sweep; at most ``parallel`` at once (default: what the cluster's CPUs/GPUs allow for ``--cpus-per-run`` /
+  ``--gpus-per-run``). A local sqlite store is refused on a cluster of several nodes.
+* SIGTERM or Ctrl-C (also to the whole process group): the running children are cancelled and end KILLED with their
+  last checkpoint (finished ones stay FINISHED), and the parent ends KILLED. ``--resume PARENT_ID`` resumes the
+  unfinished children in place (same run id, train's ``resume``), trains the missing ones and continues the study.
 * ``register``: the best child (``metric``, ``mode``) becomes a version of a registered model.
 
 ``run_sweep`` is the function to call from Python (the demo); the command line is a thin wrapper.
@@ -22,18 +25,10 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
-import signal
-import sys
 import tempfile
-import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +40,16 @@ from experiments.commands import registry
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import load_experiment, recorded_config
+from experiments.sweeps import search as searching
+from experiments.sweeps.executor import RayCluster, is_local_store
 from experiments.sweeps.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
-from experiments.run.store import RunInterrupted, with_retries
+from experiments.sweeps.runner import SweepInterrupted, execute, interrupts_stop, stop_children  # noqa: F401 - re-exported
+from experiments.sweeps.sources import GridSource, JobTemplate, TrialSource
+from experiments.run.store import with_retries
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
 
-STOP_TIMEOUT_S = 120.0  # how long a SIGTERMed child may take to end its run KILLED before it is SIGKILLed
-EXIT_STATUS = {0: "FINISHED", 1: "FAILED", 2: "refused (bad input)", 130: "KILLED", 143: "KILLED"}  # a child's code
 FIGURE_METRICS = (tracking.VAL_LOSS, tracking.VAL_ACC, tracking.TEST_LOSS, tracking.TEST_ACC, tracking.TRAIN_LOSS,
                   tracking.TRAIN_ACC)  # drawn first in the metric-vs-value figures; other summarised metrics follow
 
@@ -83,15 +80,6 @@ class PlannedRun:
     def overrides(self, grid: Grid) -> list[str]:
         seed = [f"{SEED_KEY}={self.seed}"] if self.seed is not None else []
         return [*grid.fixed, *(f"{k}={v}" for k, v in self.point.items()), *seed]
-
-
-class SweepInterrupted(RunInterrupted):
-    """The sweep was stopped by SIGTERM or Ctrl-C: its running children and the parent are KILLED."""
-
-    def __init__(self, signum: int, run_id: str) -> None:
-        super().__init__(signum, run_id, None)
-        self.message = (f"sweep {run_id} interrupted by {signal.Signals(signum).name}: finished runs stay FINISHED, "
-                        f"running ones and the sweep are KILLED; continue it with --resume {run_id}")
 
 
 class SweepFailed(RuntimeError):
@@ -144,44 +132,6 @@ def check_configs(experiment: str, grid: Grid, runs: Sequence[PlannedRun]) -> tu
 
 
 # --- the children ------------------------------------------------------------------------------------------------
-def _context() -> Any:
-    """Children fork from a server process that imported the training stack once: a fresh interpreter per child
-    would spend seconds importing torch, Lightning and MLflow, and a fork of this process would share its open
-    database connections."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["experiments.sweeps.sweep", "experiments.run.train", "mlflow.pytorch"])
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()  # imports in the background while the grid is checked
-    return context
-
-
-def _train_child(experiment: str, overrides: list[str], swept: tuple[str, ...], tags: dict[str, str], name: str,
-                 command: str, environ: dict[str, str], threads: int) -> None:
-    """A child process: train one run. Exit code 0 FINISHED, 1 FAILED, 2 bad input, 143 KILLED by SIGTERM."""
-    os.setpgrp()  # a terminal's Ctrl-C reaches only the sweep, which passes SIGTERM on: each child is stopped once
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # until train installs its own
-    os.environ.clear()  # the fork server started with an older environment: take the sweep's current one
-    os.environ.update(environ)
-    os.environ.pop("MLFLOW_RUN_ID", None)  # a sweep under `mlflow run`: each child makes its own run
-    import torch
-
-    from experiments.run.reporting import quiet_libraries, reported
-    from experiments.run.train import train
-
-    quiet_libraries()  # the children print what `latentdream train` prints
-    torch.set_num_threads(threads)
-
-    def one_run() -> int:
-        cfg = load_experiment(experiment, overrides)
-        if cfg.tracking.run_name is None:
-            cfg.tracking.run_name = name
-        train(cfg, command=command, swept=swept, tags=tags, publish_view=False)  # the sweep publishes once
-        return 0
-
-    sys.exit(reported(one_run))
-
-
 def children(client: Any, parent: Any) -> list[Any]:
     """Every child run of sweep ``parent`` (any status), oldest first."""
     found, token = [], None
@@ -227,104 +177,24 @@ def _seed_order(run: Any) -> tuple[int, str]:
     return len(seed), seed
 
 
-class _Terminated(BaseException):
-    """SIGTERM reached the sweep."""
-
-
-@contextmanager
-def _interrupts_stop(parent_id: str) -> Iterator[None]:
-    """While the block runs, SIGTERM (like Ctrl-C) interrupts it; either leaves as :class:`SweepInterrupted`."""
-    main = threading.current_thread() is threading.main_thread()
-    saved = signal.getsignal(signal.SIGTERM) if main else None
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise _Terminated()
-
-    if main:
-        signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    except (_Terminated, KeyboardInterrupt) as err:
-        interrupted = SweepInterrupted(signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT, parent_id)
-        log.warning("latentdream: %s", interrupted)
-        raise interrupted from None
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, saved if saved is not None else signal.SIG_DFL)
-
-
-@dataclass
-class _Job:
-    run: PlannedRun
-    resume: str | None  # the run id of an unfinished child to resume in place
-
-
-class _Scheduler:
-    """Runs the jobs ``parallel`` at a time, each in its own child process, and stops them all on an interrupt."""
-
-    def __init__(self, context: Any, experiment: str, grid: Grid, tags: dict[str, str], command: str,
-                 parallel: int) -> None:
-        self.context, self.experiment, self.grid, self.tags, self.command = context, experiment, grid, tags, command
-        self.parallel = parallel
-        self.swept = (*grid.keys, *([SEED_KEY] if grid.seeds else []))
-        self.threads = max(1, (os.cpu_count() or 1) // parallel)
-        self.running: dict[Any, tuple[_Job, Any, float]] = {}
-
-    def run(self, jobs: Sequence[_Job], total: int, on_done: Any) -> dict[int, int]:
-        """Run ``jobs``; ``on_done(job, exitcode, seconds)`` after each. Returns run index → exit code."""
-        pending, codes = deque(jobs), {}
-        try:
-            while pending or self.running:
-                while pending and len(self.running) < self.parallel:
-                    self._start(pending.popleft(), total)
-                for sentinel in wait(list(self.running)):
-                    job, process, began = self.running.pop(sentinel)
-                    process.join()
-                    codes[job.run.index] = process.exitcode
-                    on_done(job, process.exitcode, time.perf_counter() - began)
-        except BaseException:
-            self.stop()
-            raise
-        return codes
-
-    def _start(self, job: _Job, total: int) -> None:
-        overrides = [*job.run.overrides(self.grid), *([f"resume={job.resume}"] if job.resume else [])]
-        command = f"{self.command} [{job.run.index + 1}/{total}: {job.run.name}]"
-        process = self.context.Process(
-            target=_train_child, name=f"sweep-{job.run.index}",
-            args=(self.experiment, overrides, self.swept, self.tags | {tracking.TAG_SWEEP_POINT: job.run.label},
-                  job.run.name, command, dict(os.environ), self.threads))
-        process.start()
-        self.running[process.sentinel] = (job, process, time.perf_counter())
-        verb = f"resume {job.resume}" if job.resume else "start"
-        print(f"sweep {job.run.index + 1}/{total}: {verb} {job.run.name}", flush=True)
-
-    def stop(self) -> None:
-        """SIGTERM every running child, wait until each has ended its run KILLED (SIGKILL after a timeout)."""
-        for _, process, _ in self.running.values():
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for _, process, _ in self.running.values():
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
-        self.running.clear()
-
-
 # --- the parent --------------------------------------------------------------------------------------------------
 def _open_parent(client: Any, experiment_id: str, cfg: Any, spec: dict, grid: Grid, command: str) -> str:
     from experiments.run.train import run_tags
 
     keys = grid.keys
     tags = {**run_tags(cfg, command), tracking.TAG_KIND: tracking.KIND_SWEEP}
-    name = f"sweep {' × '.join(keys) or 'seeds'}"
+    name = f"sweep {' × '.join(keys) or 'seeds'}" if not spec.get("search") else \
+        f"search {' × '.join(spec['distributions'])}"
     run = with_retries(client.create_run, experiment_id, run_name=name[:250], tags=tags)
     run_id = run.info.run_id
     params = {tracking.sweep_param(k): ",".join(v) for k, v in grid.axes.items()}
     if grid.seeds:
         params[tracking.sweep_param(SEED_KEY)] = ",".join(grid.seeds)
+    for key, text in spec.get("distributions", {}).items():
+        params[tracking.sweep_param(key)] = text
+    for key in ("search", "trials", "metric", "mode", "prune"):
+        if spec.get("search") and key in spec:
+            params[tracking.sweep_param(key)] = str(spec[key])
     if spec["random"] is not None:
         params[tracking.sweep_param("random")] = str(spec["random"])
         params[tracking.sweep_param("random_seed")] = str(spec["random_seed"])
@@ -385,69 +255,156 @@ def _log_summary(client: Any, parent: Any, planned: Sequence[PlannedRun], grid: 
     return summary
 
 
-def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, random: int | None = None,
+def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = None, random: int | None = None,
               random_seed: int = 0, resume: str | None = None, register: str | None = None,
               alias: str | None = None, metric: str = tracking.VAL_LOSS, mode: str = "min",
-              command: str | None = None) -> str:
+              command: str | None = None, address: str | None = None, cpus_per_run: float = 1.0,
+              gpus_per_run: float | None = None, search: str | None = None, trials: int | None = None,
+              prune: bool = False, storage: str | None = None) -> str:
     """Train the sweep and return the parent run's id.
 
     :param experiment: experiment name or YAML path (as for ``latentdream train``).
-    :param items: ``key=a,b,c`` (an axis of the grid), ``key=value`` (every run), ``trainer.seed=1,2,3`` (replicates).
-    :param parallel: how many children train at once.
+    :param items: ``key=a,b,c`` (an axis of the grid), ``key=value`` (every run), ``trainer.seed=1,2,3`` (replicates),
+        ``key=uniform(a,b)|loguniform(a,b)|int(a,b)|choice(x,y)`` (a search's distributions).
+    :param parallel: at most this many children train at once (default: what the cluster's resources allow).
     :param random: train only this many grid points, drawn with ``random_seed``.
     :param resume: a KILLED or FAILED sweep's parent id: its unfinished children resume, the missing ones start.
     :param register: register the best child's model under this name (``alias`` optional), best by the final
-        ``metric`` (``mode`` min or max).
+        ``metric`` (``mode`` min or max); ``metric``/``mode`` are also what a search optimises.
+    :param address: the Ray cluster to run on (default ``RAY_ADDRESS``, else a local instance).
+    :param cpus_per_run: CPUs each child reserves; ``gpus_per_run``: GPUs (default 1 where the cluster has GPUs).
+    :param search: ``tpe`` or ``random``: sample the distributions with Optuna, ``trials`` trials (seeded by
+        ``random_seed``); ``prune`` stops weak trials after any epoch; ``storage``: the study's database URL.
     :raises InputError: anything wrong with the grid, a point's config, the store or the resume (nothing started).
     :raises SweepInterrupted: SIGTERM or Ctrl-C (a ``SystemExit`` with code 143/130); the parent is KILLED.
     :raises SweepFailed: some children ended FAILED or KILLED on their own; the parent is FAILED.
     """
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise InputError(f"--parallel {parallel} is not allowed; it must be >= 1")
     if mode not in ("min", "max"):
         raise InputError(f"--mode {mode!r} is not allowed; allowed: min, max")
-    grid = parse_grid(items)
-    planned = plan(grid, random, random_seed)
-    context = _context()
-    planned, cfgs = check_configs(experiment, grid, planned)
+    distributions, rest = searching.split_distributions(items)
+    grid = parse_grid(rest)
+    kind = _check_search(distributions, grid, search, trials, prune, random)
+    command = command or " ".join(["latentdream", "sweep", experiment, *items])
+    if kind is None:
+        planned, cfgs = check_configs(experiment, grid, plan(grid, random, random_seed))
+        spec = spec_of(experiment, grid, planned, random, random_seed)
+    else:
+        planned, cfgs = [], _check_bounds(experiment, grid, distributions)
+        spec = {**spec_of(experiment, grid, [], None, random_seed), "distributions": searching.describe(distributions),
+                "search": kind.value, "trials": trials, "metric": metric, "mode": mode, "prune": prune}
     base = cfgs[0]
     if register and not all(cfg.tracking.log_model for cfg in cfgs):
         raise InputError("--register needs the runs' models: drop tracking.log_model=false")
-    command = command or " ".join(["latentdream", "sweep", experiment, *items])
-    spec = spec_of(experiment, grid, planned, random, random_seed)
 
     uri = base.tracking.tracking_uri or store.default_tracking_uri()
     store.check_reachable(uri)
-    checkpoint_root = Path(base.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
+    checkpoint_root = Path(base.tracking.checkpoint_dir or Path.cwd() / "checkpoints").resolve()
     store.check_writable(checkpoint_root, "tracking.checkpoint_dir")
     experiment_name = base.tracking.experiment_name or base.name
     import mlflow
 
-    with store.store_lock(uri):
-        client = mlflow.MlflowClient(uri)
-        experiment_id = with_retries(store.experiment_id_for, client, experiment_name,
-                                     base.tracking.artifact_root or store.default_artifact_root(uri))
-        store.enable_wal(uri)
-    parent = _reopen_parent(client, uri, resume, experiment_id, spec) if resume else None
-    parent_id = resume or _open_parent(client, experiment_id, base, spec, grid, command)
-    lock = store.RunLock(checkpoint_root, parent_id)
-    if not lock.acquire():
-        raise InputError(f"sweep {parent_id} is still running ({lock.holder()}); stop it first, or wait")
-    try:
-        if parent is not None:
-            jobs = _resume_jobs(client, parent, planned)
-            _restart_parent(client, parent)
-        else:
-            jobs = [_Job(run, None) for run in planned]
-        parent = with_retries(client.get_run, parent_id)
-        with store.ended(client, parent_id), _interrupts_stop(parent_id):
-            _train_children(context, client, parent, jobs, planned, grid, experiment, command, parallel)
-            if register:
-                _register_best(client, uri, parent, register, alias, metric, mode)
-    finally:
-        lock.release()
-        views.try_publish_view(client, experiment_id)  # the children's curves and images in the UI's chart view
+    def open_store() -> tuple[Any, str]:
+        with store.store_lock(uri):
+            client = mlflow.MlflowClient(uri)
+            experiment_id = with_retries(store.experiment_id_for, client, experiment_name,
+                                         base.tracking.artifact_root or store.default_artifact_root(uri))
+            store.enable_wal(uri)
+        return client, experiment_id
+
+    parent = None
+    if resume:  # checked before Ray starts: a refused resume touches nothing
+        client, experiment_id = open_store()
+        parent = _reopen_parent(client, uri, resume, experiment_id, spec)
+        _check_no_live_child(client, parent, checkpoint_root)
+    with RayCluster(address, cpus_per_run, gpus_per_run) as cluster:
+        nodes = cluster.capacity().nodes
+        if nodes > 1 and is_local_store(uri):
+            raise InputError(f"the tracking store {uri} is a file on this machine, which the Ray cluster's other "
+                             f"{nodes - 1} node(s) cannot reach: use a tracking server (docs/scale.md)")
+        if not resume:
+            client, experiment_id = open_store()
+        parent_id = resume or _open_parent(client, experiment_id, base, spec, grid, command)
+        lock = store.RunLock(checkpoint_root, parent_id)
+        if not lock.acquire():
+            raise InputError(f"sweep {parent_id} is still running ({lock.holder()}); stop it first, or wait")
+        try:
+            if parent is not None:
+                _restart_parent(client, parent)
+            parent = with_retries(client.get_run, parent_id)
+            slots = cluster.slots()
+            template = JobTemplate(experiment, tuple(grid.fixed), (*grid.keys, *distributions,
+                                                                    *([SEED_KEY] if grid.seeds else [])),
+                                   parent_id, uri, command, max(1, int(cpus_per_run)))
+            with store.ended(client, parent_id), interrupts_stop(parent_id):
+                if kind is None:
+                    jobs = _resume_runs(client, parent, planned) if resume else planned
+                    source: Any = GridSource(template, jobs, len(planned))
+                else:
+                    where = searching.study_storage(uri, checkpoint_root / parent_id, storage)
+                    study = searching.open_study(parent_id, where, kind, mode, random_seed, resume is not None)
+                    source = TrialSource(template, study, distributions, trials, metric, where, prune)
+                _train_children(cluster, client, parent, source, planned, grid, min(parallel or slots, slots), kind)
+                if register:
+                    _register_best(client, uri, parent, register, alias, metric, mode)
+        finally:
+            lock.release()
+            views.try_publish_view(client, experiment_id)  # the children's curves and images in the UI's chart view
     return parent_id
+
+
+def _check_search(distributions: Mapping[str, Any], grid: Grid, search: str | None, trials: int | None, prune: bool,
+                  random: int | None) -> searching.Search | None:
+    """The search asked for (None: a grid), its options checked together."""
+    if not distributions:
+        for flag, given in (("--search", search), ("--trials", trials), ("--prune", prune)):
+            if given:
+                raise InputError(f"{flag} needs distributions to sample, e.g. optim.lr=loguniform(1e-3,0.1)")
+        return None
+    try:
+        kind = searching.Search(search or "tpe")
+    except ValueError:
+        raise InputError(f"--search {search!r} is not allowed; allowed: tpe, random") from None
+    if trials is None or trials < 1:
+        raise InputError(f"--trials {trials} is not allowed: a search needs --trials N >= 1")
+    if grid.axes or grid.seeds:
+        key = next(iter(grid.axes), SEED_KEY)
+        raise InputError(f"sweep key {key} lists values beside distributions: a search samples one run per trial; "
+                         f"give {key}=choice(...) or one value")
+    if random is not None:
+        raise InputError("--random draws grid points; a search draws its trials: give --search random")
+    return kind
+
+
+def _check_bounds(experiment: str, grid: Grid, distributions: Mapping[str, Any]) -> list[Any]:
+    """Load and check the config at each distribution's bounds (or choices), before anything starts."""
+    from experiments.run.train import check_trainer
+    import optuna.distributions as d
+
+    cfgs = []
+    for key, dist in distributions.items():
+        values = dist.choices if isinstance(dist, d.CategoricalDistribution) else (dist.low, dist.high)
+        for value in values:
+            try:
+                cfg = load_experiment(experiment, [*grid.fixed, *searching.trial_overrides({key: value})])
+                check_trainer(cfg)
+            except InputError as err:
+                raise InputError(f"sweep key {key}={value}: {err}") from None
+            cfgs.append(cfg)
+    return cfgs
+
+
+def _check_no_live_child(client: Any, parent: Any, checkpoint_root: Path) -> None:
+    """A sweep whose children still train (their run locks are held) is not resumed; nothing is touched."""
+    for child in children(client, parent):
+        if child.info.status == "FINISHED":
+            continue
+        lock = store.RunLock(checkpoint_root, child.info.run_id)
+        if not lock.acquire():
+            raise InputError(f"--resume {parent.info.run_id}: its run {child.info.run_id} is still training "
+                             f"({lock.holder()}); stop it first, or wait")
+        lock.release()
 
 
 def _restart_parent(client: Any, parent: Any) -> None:
@@ -457,38 +414,51 @@ def _restart_parent(client: Any, parent: Any) -> None:
     store.mark_resumed(client, parent)
 
 
-def _resume_jobs(client: Any, parent: Any, planned: Sequence[PlannedRun]) -> list[_Job]:
-    """The planned runs not yet FINISHED: unfinished children resume in place, missing ones start fresh."""
-    by_key = {child_key(r): r for r in children(client, parent)}
-    jobs = []
-    for run in planned:
-        child = by_key.get(run.key)
-        if child is None:
-            jobs.append(_Job(run, None))
-        elif child.info.status != "FINISHED":
-            jobs.append(_Job(run, child.info.run_id))
-    return jobs
+def _resume_runs(client: Any, parent: Any, planned: Sequence[PlannedRun]) -> list[PlannedRun]:
+    """The planned runs not yet FINISHED (each child finds and resumes its own unfinished run)."""
+    finished = {child_key(r) for r in children(client, parent) if r.info.status == "FINISHED"}
+    return [run for run in planned if run.key not in finished]
 
 
-def _train_children(context: Any, client: Any, parent: Any, jobs: Sequence[_Job], planned: Sequence[PlannedRun],
-                    grid: Grid, experiment: str, command: str, parallel: int) -> None:
-    parent_id, total = parent.info.run_id, len(planned)
+def _train_children(cluster: RayCluster, client: Any, parent: Any, source: Any, planned: Sequence[PlannedRun],
+                    grid: Grid, parallel: int, kind: searching.Search | None) -> None:
+    parent_id = parent.info.run_id
     began = time.perf_counter()
-    print(f"sweep {parent_id}: {len(jobs)} of {total} runs to train, {parallel} at a time", flush=True)
-
-    def on_done(job: _Job, code: int, seconds: float) -> None:
-        what = EXIT_STATUS.get(code, f"exit {code}")
-        print(f"sweep {job.run.index + 1}/{total}: {job.run.name} {what} in {seconds:.1f} s", flush=True)
-
-    scheduler = _Scheduler(context, experiment, grid, {tracking.TAG_PARENT_RUN: parent_id}, command, parallel)
-    codes = scheduler.run(jobs, total, on_done)
-    summary = _log_summary(client, parent, planned, grid)
-    failed = [job.run.name for job in jobs if codes.get(job.run.index) != 0]
-    print(f"sweep {parent_id}: {len(jobs) - len(failed)} of {len(jobs)} runs finished in "
-          f"{time.perf_counter() - began:.1f} s; {len(summary)} statistics in {tracking.SWEEP_SUMMARY}", flush=True)
+    what = f"{len(source.pending)} of {len(planned)} runs" if kind is None else f"{source.trials} trials"
+    print(f"sweep {parent_id}: {what} to train on {cluster.capacity().nodes} Ray node(s), {parallel} at a time",
+          flush=True)
+    running: dict[Any, Any] = {}
+    try:
+        outcomes = execute(cluster, source, parallel, source.label, running)
+    except BaseException:
+        stop_children(cluster, running, client, lambda: children(client, parent))
+        if kind is not None:
+            _log_search(client, parent_id, source.study)
+        raise
+    if kind is None:
+        summary = _log_summary(client, parent, planned, grid)
+        detail = f"{len(summary)} statistics in {tracking.SWEEP_SUMMARY}"
+    else:
+        _log_search(client, parent_id, source.study)
+        detail = f"trials in {tracking.SWEEP_TRIALS}"
+    failed = [job.name for job, outcome in outcomes if outcome.code != 0]
+    print(f"sweep {parent_id}: {len(outcomes) - len(failed)} of {len(outcomes)} runs finished in "
+          f"{time.perf_counter() - began:.1f} s; {detail}", flush=True)
     if failed:
-        raise SweepFailed(f"{len(failed)} of {len(jobs)} runs did not finish ({', '.join(failed)}); "
+        raise SweepFailed(f"{len(failed)} of {len(outcomes)} runs did not finish ({', '.join(failed)}); "
                           f"retry them with --resume {parent_id}")
+
+
+def _log_search(client: Any, parent_id: str, study: Any) -> None:
+    """``sweep/trials.csv`` and Optuna's figures into the parent."""
+    import matplotlib.pyplot as plt
+
+    writer = tracking.RunWriter(client, parent_id)
+    writer.table(tracking.SWEEP_TRIALS, searching.trials_table(study))
+    names = {"optimization_history": tracking.SWEEP_HISTORY, "param_importances": tracking.SWEEP_IMPORTANCES}
+    for name, figure in searching.figures(study).items():
+        writer.figure(names[name], figure)
+        plt.close(figure)
 
 
 def _register_best(client: Any, uri: str, parent: Any, name: str, alias: str | None, metric: str, mode: str) -> None:

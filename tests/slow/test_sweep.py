@@ -198,7 +198,7 @@ def test_sigterm_mid_sweep_then_resume_completes_without_any_run_twice(tmp_path)
 
     watcher = _kill_when(uri, first_done_second_in_epoch_1)
     with pytest.raises(SweepInterrupted) as stopped:
-        run_sweep("cnn_mnist_bundled", [*items, "trainer.sleep_per_batch=0.5"])  # epoch 1 takes >= 1 s
+        run_sweep("cnn_mnist_bundled", [*items, "trainer.sleep_per_batch=0.5"], parallel=1)  # epoch 1 takes >= 1 s
     watcher.join()
     assert stopped.value.code == 143
     client = mlflow.MlflowClient(uri)
