@@ -111,9 +111,13 @@ class ConvAutoencoder(nn.Module):
     (:func:`init_signal_preserving`) and the output starts at the data's mean. With torch's defaults (and with
     Keras' Glorot) the signal shrinks layer by layer, so the untrained decoder's output is a constant 0.5 and the
     first gradients all say "darker"; Adam moves every weight by about ``lr`` per step whatever the gradient's size,
-    which on such small weights is a large relative change in every layer at once: within ten steps the output's
-    logits overshoot to −100 and below, the sigmoid saturates at 0, and MSE through a saturated sigmoid has no
-    gradient left: the network stays black (val/loss = E[x²]) for good. Measured in ``benchmarks/ae_seeds.py``.
+    which on such small weights is a large relative change in every layer at once: the output overshoots (case I on
+    the digits, seed 42, lr 0.002: mean logit −77 after 10 steps), the sigmoid saturates at 0, and MSE through a
+    saturated sigmoid has no gradient left: the network stays black (val/loss = E[x²]) for good. Measured on the
+    digits (1 epoch, seeds 0-3, lr 0.002): torch's init, Glorot, or slope 0.3 alone leave every seed black; He init
+    rescues case I (val/loss 0.012 with slope 0.3) but not case II; He init and the output at the data's mean train
+    both (0.009 and 0.010; the digits' mean-image MSE is 0.051). ``benchmarks/ae_seeds.py`` measures it on 10 seeds
+    (``--torch-defaults`` for the old init).
     """
 
     def __init__(
