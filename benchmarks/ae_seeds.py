@@ -11,7 +11,7 @@ network (:func:`experiments.run.build.build_network`, output started at the data
 ``--torch-defaults`` re-initialises the network as before the fix (torch's default init, LeakyReLU slope 0.01,
 output bias 0) for a side-by-side comparison in the same process.
 
-    nice python benchmarks/ae_seeds.py [--seeds 10] [--epochs 3] [--cases 1,2] [--torch-defaults]
+    nice python benchmarks/ae_seeds.py [--seeds 10] [--first-seed 0] [--epochs 3] [--cases 1,2] [--torch-defaults]
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def train_seed(case: int, seed: int, epochs: int, legacy: bool, max_batches: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=10, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first .. first + N - 1 (to split a run)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--cases", default="1,2", help="networks: 1 (case I), 2 (case II)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the result depends on it, see README)")
@@ -100,7 +101,7 @@ def main() -> None:
         for legacy in variants:
             name = f"case {'I' * case}{' (torch defaults)' if legacy else ''}"
             passed, cpu = 0, time.process_time()
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 losses, reference = train_seed(case, seed, args.epochs, legacy, args.max_batches)
                 ratio = losses[-1] / reference
                 passed += ratio <= PASS_RATIO
