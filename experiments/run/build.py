@@ -38,14 +38,18 @@ def build_datamodule(cfg: DictConfig):
     return MnistDataModule(**data, bundled=name == "mnist_bundled", seed=seed, with_labels=not is_autoencoder(cfg))
 
 
-def build_network(cfg: DictConfig, in_channels: int, image_size: int) -> nn.Module:
-    """The plain network for ``cfg.model``, sized for the data (channels, side length)."""
+def build_network(cfg: DictConfig, in_channels: int, image_size: int,
+                  pixel_means: list[float] | None = None) -> nn.Module:
+    """The plain network for ``cfg.model``, sized for the data (channels, side length).
+
+    :param pixel_means: the training data's mean pixel per channel (``datamodule.train_pixel_means()``): an
+        autoencoder's output starts there. ``None`` (a network whose weights are loaded next) → bias 0."""
     model = _kwargs(cfg, "model")
     name = model.pop("name")
     model.pop("channels_last")  # the module's concern: it lays out the weights and the batches
     if name == "conv_autoencoder":
         model.pop("loss")
-        return ConvAutoencoder(in_channels=in_channels, image_size=image_size, **model)
+        return ConvAutoencoder(in_channels=in_channels, image_size=image_size, output_mean=pixel_means, **model)
     return MnistCNN(in_channels=in_channels, image_size=image_size, **model)
 
 

@@ -138,6 +138,8 @@ def validate(cfg: DictConfig) -> None:
 
     if cfg.model.name == "conv_autoencoder":
         _positive(cfg, "model.z_dim")
+        slope = cfg.model.leaky_slope
+        require(0 <= slope < 1, "model.leaky_slope", slope, "it must be in [0, 1)")
         stride = 1
         for s in cfg.model.encoder_strides:
             stride *= s

@@ -48,6 +48,7 @@ class AutoencoderConfig:
     decoder_strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
     z_dim: int = 256
     act: Activation = Activation.leaky_relu
+    leaky_slope: float = 0.3  # LeakyReLU's negative slope: the reference's (Keras' default; torch's is 0.01)
     loss: ReconstructionLoss = ReconstructionLoss.mse
     channels_last: bool = False  # as for the CNN
 

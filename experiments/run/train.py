@@ -289,7 +289,8 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()  # checks the data folder, builds caches: before a run exists
     datamodule.setup("fit")
-    network = build_network(cfg, datamodule.in_channels, datamodule.image_size)
+    means = datamodule.train_pixel_means() if is_autoencoder(cfg) else None
+    network = build_network(cfg, datamodule.in_channels, datamodule.image_size, means)
     module = build_module(cfg, network)
 
     worker_run_id = guards.ddp_worker_run_id()

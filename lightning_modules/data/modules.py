@@ -161,6 +161,15 @@ class _ImageDataModule(pl.LightningDataModule):
         """
         return self.dataset("train").uint8_images()
 
+    def train_pixel_means(self, max_images: int = 4096) -> list[float]:
+        """The training split's mean pixel value per channel, in [0, 1], from at most ``max_images`` images spread
+        evenly over the split (CelebA's 160k faces need not be read for a mean; the split's own order is seeded).
+        The autoencoders start their output at it (:meth:`~lightning_modules.networks.ConvAutoencoder.set_output_mean`)."""
+        dataset = self.dataset("train")
+        positions = np.unique(np.linspace(0, len(dataset) - 1, min(len(dataset), max_images)).astype(np.int64))
+        pixels = dataset.uint8_batch(positions)
+        return (pixels.mean(axis=(0, 2, 3), dtype=np.float64) / 255.0).tolist()
+
 
 def _pad_to(images: np.ndarray, side: int) -> np.ndarray:
     """Zero-pad (n, h, w) uint8 images to (n, side, side), digit centred (the extra pixel, if odd, at the end)."""

@@ -11,6 +11,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY_ARGS = {
+    "ae_seeds.py": ["--seeds", "1", "--epochs", "1", "--max-batches", "3", "--cases", "2"],
     "celeba_cache.py": ["--n", "48", "--min-seconds", "0.05"],
     "dream.py": ["--size", "84", "--steps", "1", "--octave-size", "64", "--octave-steps", "1", "--train-epochs", "0",
                  "--repeats", "1"],

@@ -1,6 +1,7 @@
 """Experiment files compose, type-check and reject bad values with one line naming the key."""
 
 import pytest
+import torch
 
 from experiments.run.config import available_experiments, flatten, load_experiment
 from latentdream.errors import InputError
@@ -28,6 +29,16 @@ def test_case_two_keeps_reference_architecture_and_takes_overrides():
     assert cfg.model.act == "selu" and cfg.optim.lr == pytest.approx(5e-4)
 
 
+@pytest.mark.parametrize("name", ["ae_case1_celeba", "ae_case2_celeba"])
+def test_autoencoders_take_the_references_leaky_slope_and_pass_it_to_the_network(name):
+    from experiments.run.build import build_network
+
+    assert load_experiment(name, ROOT).model.leaky_slope == pytest.approx(0.3)  # Keras' LeakyReLU default
+    cfg = load_experiment(name, [*ROOT, "model.leaky_slope=0.05"])
+    network = build_network(cfg, in_channels=3, image_size=64)
+    assert {m.negative_slope for m in network.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.05}
+
+
 def test_cnn_experiment_has_sgd_momentum_l2_and_schedule():
     cfg = load_experiment("cnn_mnist", ROOT)
     assert cfg.optim.name == "sgd" and cfg.optim.momentum > 0 and cfg.optim.weight_decay > 0
@@ -44,6 +55,8 @@ def test_cnn_experiment_has_sgd_momentum_l2_and_schedule():
         (["optim.lr=abc"], "optim.lr"),
         (["data.image_size=30"], "data.image_size=30"),
         (["model.act=tanh"], "model.act='tanh'"),
+        (["model.leaky_slope=1.5"], "model.leaky_slope=1.5"),
+        (["model.leaky_slope=-0.1"], "model.leaky_slope=-0.1"),
         (["optim.name=lbfgs"], "optim.name='lbfgs'"),
         (["analysis.b=[]"], "analysis.b"),
         (["analysis.b=[1,-2]"], "analysis.b"),

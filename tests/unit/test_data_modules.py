@@ -221,3 +221,14 @@ def test_real_bundled_digits():
     x, y = mnist_data()
     np.testing.assert_array_equal(images.reshape(5000, 784), x)
     np.testing.assert_array_equal(labels, y)
+
+
+def test_train_pixel_means_per_channel_from_an_even_subsample(mnist_root):
+    root, _ = mnist_root
+    dm = _ready(MnistDataModule(root=str(root), image_size=32, seed=3))
+    exact = dm.train_images().astype(np.float64).mean() / 255
+    assert dm.train_pixel_means() == pytest.approx([exact], rel=1e-9)  # the split has fewer than 4096 images
+    few = dm.train_pixel_means(max_images=5)
+    images = dm.train_images()
+    positions = np.linspace(0, len(images) - 1, 5).astype(int)
+    assert few == pytest.approx([images[positions].astype(np.float64).mean() / 255], rel=1e-9)

@@ -78,3 +78,44 @@ def test_mnist_cnn_maps_and_parameter_counts_by_hand():
     for h in hooks:
         h.remove()
     assert maps == {"conv1": (4, 32, 26, 26), "conv2": (4, 64, 11, 11), "conv3": (4, 128, 3, 3)}
+
+
+def test_leaky_slope_defaults_to_the_references_keras_value_and_is_configurable():
+    default = ConvAutoencoder(in_channels=1, image_size=32, **CASE_I)
+    slopes = {m.negative_slope for m in default.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.3}  # Keras' LeakyReLU default, not torch's 0.01
+    custom = ConvAutoencoder(in_channels=1, image_size=32, leaky_slope=0.1, **CASE_I)
+    assert {m.negative_slope for m in custom.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.1}
+
+
+def test_transposed_conv_fan_in_counts_the_taps_one_output_receives():
+    from lightning_modules.networks import _fan_in
+
+    # stride 2, kernel 3: each output row gets 1 or 2 taps, 1.5 on average, so 2.25 per channel
+    assert _fan_in(torch.nn.ConvTranspose2d(32, 1, 3, 2)) == 32 * 9 / 4
+    assert _fan_in(torch.nn.Conv2d(32, 64, 5, 2)) == 32 * 25
+    assert _fan_in(torch.nn.Linear(1024, 256)) == 1024
+
+
+@pytest.mark.parametrize("arch", [CASE_I, CASE_II], ids=["case1", "case2"])
+def test_untrained_autoencoder_keeps_the_signal_and_starts_at_the_data_mean(arch):
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(in_channels=1, image_size=32, output_mean=0.13, **arch)
+    x = torch.randn(64, 1, 32, 32)
+    with torch.no_grad():
+        z, logits, out = ae.encode(x), ae.decode_logits(ae.encode(x)), ae(x)
+    # He init: unit-variance input, latent and pre-sigmoid outputs of order 1 (torch's defaults give ~0.03)
+    assert 0.3 < z.std() < 3
+    assert 0.2 < (logits - logits.mean()).std() < 3
+    assert abs(logits.mean() - torch.logit(torch.tensor(0.13))) < 0.5
+    assert abs(out.mean() - 0.13) < 0.05
+    assert ae.decoder[-2].bias.item() == pytest.approx(float(torch.logit(torch.tensor(0.13))), rel=1e-5)
+    assert not any(m.bias.detach().any() for m in ae.encoder if isinstance(m, torch.nn.Conv2d))
+
+
+def test_output_mean_per_channel_and_clamped():
+    ae = ConvAutoencoder(in_channels=3, image_size=32, output_mean=[0.5, 0.25, 0.0], **CASE_I)
+    bias = ae.decoder[-2].bias
+    assert bias[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert bias[1].item() == pytest.approx(-1.0986, abs=1e-3)  # log(0.25 / 0.75)
+    assert bias[2].item() == pytest.approx(-6.9068, abs=1e-3)  # clamped to 0.001: finite
