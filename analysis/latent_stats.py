@@ -34,6 +34,7 @@ from scipy.special import ndtr
 from tqdm.auto import tqdm
 
 from latentdream.errors import InputError
+from latentdream.stopping import check_stop
 
 if TYPE_CHECKING:
     from analysis.settings import LatentSettings
@@ -70,6 +71,7 @@ def _row_chunks(n: int, chunk_size: int):
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     for start in range(0, n, chunk_size):
+        check_stop()  # every chunked loop of the statistics stops here on a SIGTERM
         yield start, min(n, start + chunk_size)
 
 

@@ -23,6 +23,7 @@ from analysis.eval_mode import eval_mode
 from analysis.oip.render import OIPResult, oip_table, render_all
 from analysis.plots.oip import oip_grid
 from analysis.settings import OIPSettings
+from latentdream.stopping import check_stop, deferred
 
 
 def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
@@ -37,6 +38,7 @@ def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
     return out
 
 
+@deferred()  # a signal only requests the stop: the units of work check it, a write is never cut
 def record_oips(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True
 ) -> list[OIPResult]:
@@ -45,6 +47,7 @@ def record_oips(
     with eval_mode(network):
         results = render_all(network, settings, progress)
     grids = [oip_grid(r, shared_scale=settings.shared_scale) for r in results]
+    check_stop()  # a stop requested while drawing: nothing of this analysis is written
     for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
         writer.figure(f"{stem}.png", grid, step_key=stem, step=step)

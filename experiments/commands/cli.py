@@ -13,6 +13,7 @@ import sys
 
 from analysis import tracking
 from experiments.run.reporting import quiet_libraries, reported
+from latentdream import stopping
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -185,7 +186,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     quiet_libraries()
-    return reported(lambda: args.func(args))
+    with stopping.handle_signals():  # SIGTERM: exit 143, between units of work where a phase checks for it
+        return reported(lambda: args.func(args))
 
 
 if __name__ == "__main__":

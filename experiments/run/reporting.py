@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from analysis import tracking
 from latentdream.errors import InputError
+from latentdream.stopping import StopRequested
 
 
 def quiet_libraries() -> None:
@@ -50,6 +51,13 @@ def reported(command: Callable[[], int]) -> int:
     line on stderr (also used by each run a sweep trains in its own process)."""
     try:
         return command()
+    except (StopRequested, KeyboardInterrupt) as err:  # a signal: the run a command owns is KILLED on the way out
+        code = err.code if isinstance(err, StopRequested) else 130
+        if not hasattr(err, "message"):  # a training run or sweep (RunInterrupted) has said where to resume it
+            run_id = getattr(err, "latentdream_run_id", None)
+            print(f"latentdream: {err if isinstance(err, StopRequested) else 'interrupted'}; "
+                  + (f"run {run_id} marked KILLED" if run_id else "what was logged before stays"), file=sys.stderr)
+        return code
     except InputError as err:
         print(f"latentdream: error: {err}", file=sys.stderr)
         return 2

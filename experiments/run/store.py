@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from analysis import tracking
 from latentdream.errors import InputError
+from latentdream.stopping import StopRequested
 
 T = TypeVar("T")
 
@@ -226,16 +227,16 @@ def find_run(client: Any, uri: str, run_id: str, kinds: tuple[str, ...] | None =
 
 
 # --- ending runs -------------------------------------------------------------------------------------------------
-class RunInterrupted(SystemExit):
-    """A run was stopped by Ctrl-C (exit code 130) or SIGTERM (143) and marked KILLED.
+class RunInterrupted(StopRequested):
+    """A training run was stopped by Ctrl-C (exit code 130) or SIGTERM (143) and marked KILLED.
 
-    A :class:`SystemExit`, so that an uncaught one ends the process with that code and no traceback, and
-    ``except Exception`` blocks do not swallow it.
+    A :class:`~latentdream.stopping.StopRequested` (a :class:`SystemExit`), so that an uncaught one ends the process
+    with that code and no traceback, and ``except Exception`` blocks do not swallow it.
     """
 
     def __init__(self, signum: int, run_id: str, checkpoint: Path | None) -> None:
-        super().__init__(128 + int(signum))
-        self.signum, self.run_id, self.checkpoint = int(signum), run_id, checkpoint
+        super().__init__(signum)
+        self.run_id, self.checkpoint = run_id, checkpoint
         where = f"; last checkpoint {checkpoint}" if checkpoint else "; no epoch was completed"
         self.message = (f"run {run_id} interrupted by {signal.Signals(signum).name} and marked KILLED{where}; "
                         f"continue it with resume={run_id}")
@@ -251,7 +252,8 @@ def failure_reason(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> Iterator[None]:
-    """End run ``run_id`` when the block exits: FINISHED; KILLED after Ctrl-C or :class:`RunInterrupted`; FAILED,
+    """End run ``run_id`` when the block exits: FINISHED; KILLED after Ctrl-C or a signal's
+    :class:`~latentdream.stopping.StopRequested` (also :class:`RunInterrupted`); FAILED,
     with the tag ``failure_reason``, after any other error (which is re-raised).
 
     :param end: ``end(status)`` ends the run (default ``client.set_terminated``; the launcher passes
@@ -260,8 +262,9 @@ def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> 
     end = end or (lambda status: client.set_terminated(run_id, status))
     try:
         yield
-    except (KeyboardInterrupt, RunInterrupted):
+    except (KeyboardInterrupt, StopRequested) as err:
         with_retries(end, "KILLED")
+        err.latentdream_run_id = run_id  # the command line names the KILLED run
         raise
     except BaseException as err:
         with_retries(client.set_tag, run_id, tracking.TAG_FAILURE, failure_reason(err))
