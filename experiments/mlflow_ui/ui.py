@@ -150,6 +150,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, allowed_hosts: str | None =
     if not is_loopback(host):
         print(network_warning(host, port), file=sys.stderr)
     uri = store.default_tracking_uri()
+    store.check_store(uri)  # a damaged or read-only store: one line, not a server that fails in the background
     cmd = server_command(host, port, uri, allowed_hosts, workers)
     base = f"http://{browse_host(host)}:{port}"
     with _stop_signals_raise():

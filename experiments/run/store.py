@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from analysis import tracking
 from latentdream.errors import InputError
@@ -91,12 +91,47 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise InputError(f"tracking server {uri} is not reachable: {reason}") from None
 
 
+def check_store(uri: str) -> None:
+    """Raise :class:`InputError` unless the store at ``uri`` can be used: a tracking server answers
+    (:func:`check_reachable`), a local sqlite file is an sqlite database (or does not exist yet, in a writable folder)
+    and takes a write. Checked first, so a broken store is one line before anything — a folder, a lock file, a run —
+    is created.
+
+    The write test takes the write lock (``BEGIN IMMEDIATE``), rewrites ``user_version`` with its own value and rolls
+    back: a read-only file, folder or mount fails it even for root, for whom ``os.access`` says yes.
+    """
+    check_reachable(uri)
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    if not path.exists():
+        if path.parent.is_dir():
+            check_writable(path.parent, f"the folder of the store {uri}")
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=30)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "alembic_version" not in tables:
+                raise InputError(f"the store {uri} is an sqlite file but not an MLflow store (no alembic_version "
+                                 "table); point MLFLOW_TRACKING_URI or tracking.tracking_uri at another file")
+            con.execute("BEGIN IMMEDIATE")
+            version = int(con.execute("PRAGMA user_version").fetchone()[0])
+            con.execute(f"PRAGMA user_version = {version}")
+            con.rollback()
+    except sqlite3.Error as err:
+        if _is_locked(err):
+            return  # busy with other writers for 30 s: usable, MLflow's own retries take over
+        raise InputError(f"the store {uri} cannot be used: {err} (a damaged file, or a read-only file or folder); "
+                         "nothing was written") from None
+
+
 def client_for(tracking_uri: str | None = None) -> tuple[str, Any]:
-    """``(uri, MlflowClient)`` for ``tracking_uri`` (default: :func:`default_tracking_uri`), checked reachable."""
+    """``(uri, MlflowClient)`` for ``tracking_uri`` (default: :func:`default_tracking_uri`), checked usable
+    (:func:`check_store`)."""
     import mlflow
 
     uri = tracking_uri or default_tracking_uri()
-    check_reachable(uri)
+    check_store(uri)
     return uri, mlflow.MlflowClient(uri)
 
 

@@ -315,7 +315,7 @@ def _open_run(cfg: DictConfig, command: str | None, tags: Mapping[str, str] | No
     :raises InputError: an unreachable server, an unwritable folder, an impossible resume — before any run starts.
     """
     uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
-    store.check_reachable(uri)  # an unreachable server fails in seconds, before anything else
+    store.check_store(uri)  # an unreachable server, a damaged or read-only store: one line, before anything else
     artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")

@@ -417,7 +417,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
     spec = spec_of(experiment, grid, planned, random, random_seed)
 
     uri = base.tracking.tracking_uri or store.default_tracking_uri()
-    store.check_reachable(uri)
+    store.check_store(uri)
     checkpoint_root = Path(base.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
     store.check_writable(checkpoint_root, "tracking.checkpoint_dir")
     experiment_name = base.tracking.experiment_name or base.name
