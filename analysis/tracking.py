@@ -140,6 +140,7 @@ TAG_MODEL, TAG_DATASET, TAG_EXPERIMENT, TAG_KIND = "model", "dataset", "experime
 TAG_FAILURE = "failure_reason"
 TAG_PREVIOUS_FAILURE = "previous_failure"  # a resumed run's last failure_reason
 TAG_RESUMED = "resumed"  # how many times the run was resumed
+TAG_ENDED_BY = "ended_by"  # a run a crash left RUNNING, ended by `latentdream end`
 TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (params are immutable)
 TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
 TAG_COMPARED_KIND = "compared_kind"

@@ -1,5 +1,5 @@
 """The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
-``register``, ``ui``, ``demo``.
+``register``, ``end``, ``ui``, ``demo``.
 
 Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
 ``--image``). Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs
@@ -101,6 +101,15 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_end(args: argparse.Namespace) -> int:
+    from experiments.run import store
+
+    uri, client = store.client_for()
+    store.end_stuck_run(client, uri, args.run_id, args.checkpoint_dir)
+    print(f"run {args.run_id} marked KILLED (a crash had left it RUNNING); continue it with resume={args.run_id}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +168,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="registered model name (a new version if it exists)")
     p.add_argument("--alias", help="point this alias at the new version (models:/NAME@ALIAS)")
     p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("end", help="mark KILLED a run a crash left RUNNING (refused while it is still training)")
+    p.add_argument("run_id")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where the run's lock lives (default: the run's tracking.checkpoint_dir, else ./checkpoints)")
+    p.set_defaults(func=cmd_end)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from typing_extensions import override
 
-from latentdream.errors import NonFiniteLossError
+from latentdream.errors import DiskFullError, NonFiniteLossError, disk_full
 from latentdream.stopping import StopRequested
 
 RUN_ID_ENV = "LATENTDREAM_RUN_ID"
@@ -33,11 +33,31 @@ class AtomicModelCheckpoint(ModelCheckpoint):
     @override
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         tmp = f"{filepath}.tmp"
-        # trainer.save_checkpoint writes on global rank 0 only (and holds a barrier): rename there only.
-        super()._save_checkpoint(trainer, tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+        try:
+            # trainer.save_checkpoint writes on global rank 0 only (and holds a barrier): rename there only.
+            super()._save_checkpoint(trainer, tmp)
+            if trainer.is_global_zero:
+                os.replace(tmp, filepath)
+        except BaseException as err:
+            full = disk_is_full(err, os.path.dirname(filepath) or ".")
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # never leave a partial file behind (it may be what filled the disk)
+            if full:
+                raise DiskFullError(os.path.dirname(filepath), os.path.basename(filepath)) from err
+            raise
         self._last_checkpoint_saved = filepath
+
+
+def disk_is_full(err: BaseException, folder: str) -> bool:
+    """Whether ``err`` (or an error it was raised from) is ENOSPC/EDQUOT, or ``folder``'s disk has no space left —
+    torch reports a failed write as a ``RuntimeError`` ("file write failed") without the errno."""
+    if disk_full(err) is not None:
+        return True
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
 
 
 #: How many training steps the NaN guard lets pass between reads of the recorded losses (each read waits for the

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Callable
 
 from analysis import tracking
-from latentdream.errors import InputError
+from latentdream.errors import InputError, disk_full
 from latentdream.stopping import StopRequested
 
 
@@ -63,11 +63,21 @@ def reported(command: Callable[[], int]) -> int:
         return 2
     except Exception as err:
         run_id = getattr(err, "latentdream_run_id", None)
+        full = disk_full(err)
+        if run_id is None and full is not None:  # before any run existed (a data cache, a checkpoint folder)
+            print(f"latentdream: error: {full}", file=sys.stderr)
+            return 1
         if run_id is None:
             raise  # before any run existed: a bug, which keeps its traceback
         # The run is FAILED with the reason as a tag and the traceback as an artifact; its last good checkpoint is kept.
         from experiments.run.store import failure_reason
 
-        print(f"latentdream: error: run {run_id} FAILED: {failure_reason(err).splitlines()[0]} "
-              f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
+        reason = failure_reason(err).splitlines()[0]
+        unrecorded = getattr(err, "latentdream_unrecorded", None)
+        if unrecorded:  # the store could not take the FAILED status (e.g. it sits on the disk that filled up)
+            print(f"latentdream: error: run {run_id} failed: {reason}; the store could not record it ({unrecorded}): "
+                  f"end it with `latentdream end {run_id}` once the store can be written", file=sys.stderr)
+        else:
+            print(f"latentdream: error: run {run_id} FAILED: {reason} "
+                  f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
         return 1
