@@ -18,9 +18,10 @@ from latentdream import stopping
 
 def cmd_train(args: argparse.Namespace) -> int:
     from experiments.run.config import load_experiment
+
+    cfg = load_experiment(args.experiment, args.overrides)  # bad input fails before Lightning is imported
     from experiments.run.train import train
 
-    cfg = load_experiment(args.experiment, args.overrides)
     result = train(cfg, command=" ".join(["latentdream", *sys.argv[1:]]))
     if result.rank:  # a DDP worker process: rank 0 reports the run
         return 0

@@ -27,14 +27,64 @@ def available_experiments() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+# libyaml's safe loader when present: fast, and it caps nesting depth itself (the pure-Python one recurses)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FILE_BYTES = 1_000_000  # an experiment file (or a run's config.yaml) is a few kB
+MAX_NODES = 100_000  # values and containers after expanding every YAML alias (a real config has a few hundred)
+
+
 def _read_yaml(path: Path) -> dict:
+    """The file as a mapping; a hostile file — too large, binary, too deeply nested, an alias that refers to itself
+    or aliases that expand to more than :data:`MAX_NODES` values (an "alias bomb") — is one :class:`InputError`,
+    found in milliseconds: the expansion is counted, never carried out."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: {size:,} bytes is too large for an experiment file (at most {MAX_FILE_BYTES:,})")
+        text = path.read_bytes().decode("utf-8")
+        data = yaml.load(text, Loader=_SAFE_LOADER) or {}  # safe: plain values only
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not a text file (not UTF-8 at byte {err.start})") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be an experiment file") from None
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: an experiment file must be a mapping of sections")
+    _check_expansion(data, path)
     return data
+
+
+def _check_expansion(data: Any, path: Path) -> None:
+    """Count the values ``data`` holds once every alias is expanded (each shared node's count is computed once, so
+    this takes time linear in the file); refuse a node that contains itself or a total above :data:`MAX_NODES`."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def count(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise InputError(f"{path}: a YAML alias refers to a node that contains it; not an experiment file")
+        open_nodes.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1 + sum(count(child) for child in children)
+        open_nodes.discard(key)
+        sizes[key] = total
+        if total > MAX_NODES:
+            raise InputError(f"{path}: its YAML aliases expand to more than {MAX_NODES:,} values; not an experiment "
+                             "file")
+        return total
+
+    try:
+        count(data)
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be an experiment file") from None
 
 
 def _resolve_file(name_or_path: str) -> Path:
@@ -49,11 +99,17 @@ def _resolve_file(name_or_path: str) -> Path:
     return path
 
 
+_DEFAULTS_ENTRY = re.compile(r"[A-Za-z0-9_]+/[A-Za-z0-9_-]+")  # a group file's name, never a path out of configs/
+
+
 def _compose(path: Path) -> DictConfig:
     """The file merged over its ``defaults`` (group files like ``model/ae_case1``, merged in order)."""
     data = _read_yaml(path)
     merged = OmegaConf.create()
     for entry in data.pop("defaults", []) or []:
+        if not isinstance(entry, str) or not _DEFAULTS_ENTRY.fullmatch(entry):
+            raise InputError(f"{path.name}: defaults entry {entry!r} is not allowed; give group/name, e.g. model/mnist_cnn "
+                             f"(groups: {', '.join(sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir()))})")
         group_file = CONFIG_DIR / f"{entry}.yaml"
         if not group_file.is_file():
             raise InputError(f"{path.name}: defaults entry {entry!r} has no file {group_file}")
