@@ -81,8 +81,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from experiments.commands.registry import check_registration
     from experiments.sweeps.sweep import run_sweep
 
+    if args.register:  # a refused name or alias stops before anything is trained
+        check_registration(args.register, args.alias)
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
                        random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
                        metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]))
