@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from latentdream.names import safe_segment
+
 # --- metric keys (step = epoch); the LightningModules log their epoch means as ``<stage>/<name>`` -----------------
 TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
 TRAIN_ACC, VAL_ACC, TEST_ACC = "train/acc", "val/acc", "test/acc"
@@ -68,8 +70,9 @@ DREAM_DIR = "dream"
 
 
 def dream_folder(mode: str, image_name: str) -> str:
-    """``dream/<mode>_<image>``: holds ``panels.png``, ``final.png`` (full resolution) and ``config.yaml``."""
-    return f"{DREAM_DIR}/{mode}_{image_name}"
+    """``dream/<mode>_<image>``: holds ``panels.png``, ``final.png`` (full resolution) and ``config.yaml``; the image's
+    name is mapped to one safe path segment (:func:`latentdream.names.safe_segment`), never a path."""
+    return f"{DREAM_DIR}/{mode}_{safe_segment(image_name)}"
 
 
 COMPARE_DIR = "compare"

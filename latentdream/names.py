@@ -42,7 +42,7 @@ def check_name(key: str, value: object) -> None:
 
 def safe_segment(text: str, fallback: str = "image") -> str:
     """``text`` as one safe path segment: runs of characters other than letters, digits, ``. _ + -`` become ``_``,
-    leading dots are dropped (no ``.``, ``..`` or hidden names), at most 100 characters; ``fallback`` if nothing is
+    runs of dots become ``_`` and leading dots are dropped (no ``.``, ``..`` or hidden names), at most 100 characters; ``fallback`` if nothing is
     left."""
-    out = _UNSAFE.sub("_", text).lstrip(".")[:100]
+    out = re.sub(r"_+", "_", re.sub(r"\.{2,}", "_", _UNSAFE.sub("_", text))).lstrip(".")[:100]
     return out if out.strip("_") else fallback

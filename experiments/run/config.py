@@ -18,6 +18,7 @@ from analysis import tracking
 from analysis.oip.objectives import parse_target
 from experiments.run.schema import DATA_KINDS, MODEL_KINDS, SCALAR_KEYS, SETTINGS_SECTIONS, Experiment
 from latentdream.errors import InputError, require
+from latentdream.names import check_name
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
@@ -186,6 +187,11 @@ def validate(cfg: DictConfig) -> None:
     """
     for name in SETTINGS_SECTIONS:
         section(cfg, name)
+    # names become folder names (an experiment's artifact folder) or are shown as names: never a path
+    for key in ("name", "tracking.experiment_name", "tracking.run_name"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None:
+            check_name(key, value)
     for key in ("data.batch_size", "trainer.max_epochs"):
         _positive(cfg, key)
     _positive(cfg, "data.num_workers", allow_zero=True)

@@ -36,6 +36,7 @@ from urllib.parse import quote, urlsplit
 from analysis import tracking
 from experiments.run.locks import RunLock, sqlite_path, store_lock  # noqa: F401 - part of this module's interface
 from latentdream.errors import InputError, disk_full
+from latentdream.names import check_name
 from latentdream.stopping import StopRequested
 
 T = TypeVar("T")
@@ -201,6 +202,7 @@ def experiment_id_for(client: Any, name: str, artifact_root: str | None) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    check_name("experiment name", name)  # its artifact folder is <artifact_root>/<name>: never a path out of it
     location = Path(artifact_root, name).as_uri() if artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
