@@ -64,7 +64,9 @@ def record_dreams(
         folder = tracking.dream_folder(mode, name)
         writer.figure(f"{folder}/panels.png", panels[mode])
         writer.image(f"{folder}/final.png", finals[mode])
-        used = {**as_plain(settings), "mode": str(mode), "image_name": name, "image_shape": list(image.shape),
+        # the photo by its file name only: its full path (which may come from ${oc.env:...}) is never logged
+        used = {**as_plain(settings), "image": Path(settings.image).name if settings.image else None,
+                "mode": str(mode), "image_name": name, "image_shape": list(image.shape),
                 "final_shape": list(full.shape)}
         writer.text(f"{folder}/config.yaml", yaml.safe_dump(used, sort_keys=True))
         metrics[tracking.dream_metric(mode, "objective_before")] = result.objective_before

@@ -58,7 +58,19 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _check_expansion(data: Any, path: Path) -> None:
+def _check_override_value(item: str) -> None:
+    """An override's value is YAML too (OmegaConf parses it): the same limits as a file's, one line when it does not
+    parse."""
+    key, _, value = item.partition("=")
+    try:
+        parsed = yaml.load(value, Loader=_SAFE_LOADER)
+    except (yaml.YAMLError, RecursionError) as err:
+        raise InputError(f"override {key}={value!r} is not a valid value ({str(err).splitlines()[0]}); quote "
+                         "text that YAML would read as syntax") from None
+    _check_expansion(parsed, f"override {key}")
+
+
+def _check_expansion(data: Any, path: Path | str) -> None:
     """Count the values ``data`` holds once every alias is expanded (each shared node's count is computed once, so
     this takes time linear in the file); refuse a node that contains itself or a total above :data:`MAX_NODES`."""
     sizes: dict[int, int] = {}
@@ -71,15 +83,14 @@ def _check_expansion(data: Any, path: Path) -> None:
         if key in sizes:
             return sizes[key]
         if key in open_nodes:
-            raise InputError(f"{path}: a YAML alias refers to a node that contains it; not an experiment file")
+            raise InputError(f"{path}: a YAML alias refers to a node that contains it (refused)")
         open_nodes.add(key)
         children = node.values() if isinstance(node, dict) else node
         total = 1 + sum(count(child) for child in children)
         open_nodes.discard(key)
         sizes[key] = total
         if total > MAX_NODES:
-            raise InputError(f"{path}: its YAML aliases expand to more than {MAX_NODES:,} values; not an experiment "
-                             "file")
+            raise InputError(f"{path}: its YAML aliases expand to more than {MAX_NODES:,} values (refused)")
         return total
 
     try:
@@ -131,7 +142,8 @@ def _typed_section(raw: Any, kinds: dict[str, type], section_name: str) -> DictC
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
-    text = str(err).splitlines()[0]
+    # a resolved interpolation's value is never repeated: it may come from the environment, where secrets live
+    text = re.sub(r"Value '.*?' of type", "The resolved value of type", str(err).splitlines()[0])
     key = getattr(err, "full_key", None)
     choice = re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", text)
     if key and choice:  # a value outside an Enum: say it as every other rule does
@@ -150,6 +162,7 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise InputError(f"override {item!r} is not of the form key=value")
+        _check_override_value(item)
     try:
         raw = _compose(path)
         raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
@@ -159,11 +172,31 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
         rest = OmegaConf.masked_copy(raw, [k for k in raw if k not in ("model", "data")])
         cfg = OmegaConf.merge(OmegaConf.structured(Experiment), rest)
         cfg.model, cfg.data = model, data
-        OmegaConf.resolve(cfg)  # ${oc.env:X} and other interpolations: resolved now (and logged resolved) or refused
+        _check_literal_names(cfg)
+        # Interpolations (${oc.env:X}, ${a.b}) stay in the config as text: the code reads their resolved values
+        # (OmegaConf resolves on access), what is logged (flatten, to_yaml) holds the text, so a secret in the
+        # environment never reaches the store. Each must resolve now: an unset variable is refused here.
+        OmegaConf.to_container(cfg, resolve=True)
         validate(cfg)
     except OmegaConfBaseException as err:
         raise InputError(_one_line(err)) from None
     return cfg
+
+
+# Names are logged as names (the experiment's, the run's, the tag `experiment`): given literally, never from the
+# environment, where a secret may live.
+LITERAL_KEYS = ("name", "tracking.experiment_name", "tracking.run_name")
+
+
+def _check_literal_names(cfg: DictConfig) -> None:
+    """Refuse an interpolation in :data:`LITERAL_KEYS`: a name is logged (and shown) as it is."""
+    for key in LITERAL_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if node is not None and OmegaConf.is_interpolation(node, leaf):
+            raw = OmegaConf.to_container(node, resolve=False)[leaf]
+            raise InputError(f"{key}={raw!r} is not allowed: a name is logged as it is, so it is given literally, "
+                             "never through an interpolation (the environment may hold secrets)")
 
 
 def section(cfg: DictConfig, name: str) -> Any:
@@ -252,7 +285,8 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Flat ``section.key`` → string map of every resolved value (a run's params and config tags)."""
+    """Flat ``section.key`` → string map of every value (a run's params and config tags); an interpolation
+    (``${oc.env:X}``) as its text, never its resolved value (:func:`load_experiment` keeps them)."""
     out: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -262,7 +296,7 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         else:
             out[prefix] = str(node)
 
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
+    walk(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True), "")
     return out
 
 
@@ -287,5 +321,6 @@ def recorded_config(run: Any) -> dict[str, str]:
 
 
 def to_yaml(cfg: DictConfig) -> str:
-    """The resolved config as YAML text (logged as ``config.yaml``)."""
-    return OmegaConf.to_yaml(cfg, resolve=True)
+    """The config as YAML text (logged as ``config.yaml``): every value resolved except interpolations, which keep
+    their text (``${oc.env:X}``), so a secret never reaches the store; loading it resolves them again."""
+    return OmegaConf.to_yaml(cfg, resolve=False)
