@@ -13,6 +13,7 @@ import sys
 
 from analysis import tracking
 from experiments.run.reporting import quiet_libraries, reported
+from experiments.sweeps.grid import MAX_RUNS
 from latentdream import stopping
 
 
@@ -84,6 +85,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from experiments.commands.registry import check_registration
     from experiments.sweeps.sweep import run_sweep
 
+    from experiments.sweeps.grid import check_size, parse_grid
+
+    check_size(parse_grid(args.overrides), args.random, args.max_runs)  # a huge grid: one line at once
     if args.register:  # a refused name or alias stops before anything is trained
         check_registration(args.register, args.alias)
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
@@ -159,6 +163,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=1, metavar="N", help="runs trained at once (default 1)")
     p.add_argument("--random", type=int, metavar="K", help="train K random points of the grid")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw (default 0)")
+    p.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                   help=f"refuse a sweep of more runs than N (points × seeds; default {MAX_RUNS})")
     p.add_argument("--resume", metavar="PARENT_ID",
                    help="continue a killed sweep (same grid): its unfinished runs in place, then the missing ones")
     p.add_argument("--register", metavar="NAME", help="register the best run's model under NAME")
