@@ -15,6 +15,7 @@ TINY_ARGS = {
     "dream.py": ["--size", "84", "--steps", "1"],
     "latent_analysis.py": ["--n-random", "500", "--dim", "8", "--repeats", "1"],
     "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1"],
+    "sweep_config_check.py": ["--side", "3", "--sample", "3"],
     "throughput.py": ["--images", "512", "--repeats", "1", "--warmup", "1", "--bf16"],
 }
 
