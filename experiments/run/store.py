@@ -113,7 +113,7 @@ def check_store(uri: str) -> None:
     try:
         with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=30)) as con:
             tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables and "alembic_version" not in tables:
+            if tables and not tables & {"alembic_version", "experiments"}:  # (a store being created has the latter)
                 raise InputError(f"the store {uri} is an sqlite file but not an MLflow store (no alembic_version "
                                  "table); point MLFLOW_TRACKING_URI or tracking.tracking_uri at another file")
             con.execute("BEGIN IMMEDIATE")
