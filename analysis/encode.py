@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from latentdream.stopping import check_stop
+
 
 @torch.no_grad()
 def encode_dataset(
@@ -28,6 +30,7 @@ def encode_dataset(
     """
     chunks = []
     for batch in tqdm(batches, desc="encoding", unit="batch", disable=None if progress else True, leave=False):
+        check_stop()  # a SIGTERM ends the encoding between batches
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         chunks.append(encode(x.to(device, non_blocking=True)).float())
     return torch.cat(chunks).cpu().numpy() if chunks else np.zeros((0, 0), np.float32)
@@ -40,6 +43,7 @@ def decode_vectors(
     """Decode latent vectors z (n, z_dim) → images float32 (n, H, W) for one channel or (n, H, W, 3) for RGB."""
     out = []
     for start in range(0, len(z), batch_size):
+        check_stop()
         x = decode(torch.as_tensor(z[start : start + batch_size], dtype=torch.float32, device=device)).cpu()
         out.append(x.permute(0, 2, 3, 1).numpy())
     images = np.concatenate(out)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from latentdream.names import safe_segment
+
 # --- metric keys (step = epoch); the LightningModules log their epoch means as ``<stage>/<name>`` -----------------
 TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
 TRAIN_ACC, VAL_ACC, TEST_ACC = "train/acc", "val/acc", "test/acc"
@@ -93,8 +95,9 @@ HEALTH_DIR = "health"  # the health verdict's metrics: health/<name>
 
 
 def dream_folder(mode: str, image_name: str) -> str:
-    """``dream/<mode>_<image>``: holds ``panels.png``, ``final.png`` (full resolution) and ``config.yaml``."""
-    return f"{DREAM_DIR}/{mode}_{image_name}"
+    """``dream/<mode>_<image>``: holds ``panels.png``, ``final.png`` (full resolution) and ``config.yaml``; the image's
+    name is mapped to one safe path segment (:func:`latentdream.names.safe_segment`), never a path."""
+    return f"{DREAM_DIR}/{mode}_{safe_segment(image_name)}"
 
 
 COMPARE_DIR = "compare"
@@ -208,6 +211,7 @@ TAG_HEALTH = "health"  # the health verdict of a trained run: HEALTH_OK or its r
 HEALTH_OK = "ok"
 TAG_PREVIOUS_FAILURE = "previous_failure"  # a resumed run's last failure_reason
 TAG_RESUMED = "resumed"  # how many times the run was resumed
+TAG_ENDED_BY = "ended_by"  # a run a crash left RUNNING, ended by `latentdream end`
 TAG_RESUME_PREFIX = "resume."  # resume.<key>: a value that changed on resume (params are immutable)
 TAG_COMPARED = "compared_runs"  # comma-separated run ids, in the order given
 TAG_COMPARED_KIND = "compared_kind"

@@ -24,6 +24,7 @@ from analysis.dream import DreamMode, run_dream
 from analysis.eval_mode import eval_mode
 from analysis.plots import dream as plots
 from analysis.settings import DreamSettings, as_plain
+from latentdream.stopping import check_stop, deferred
 
 PANELS = {DreamMode.seed: plots.seed_panels, DreamMode.octaves: plots.octave_panels, DreamMode.tiled: plots.tiled_panels}
 
@@ -44,6 +45,7 @@ def load_photo(path: str | None, max_side: int) -> tuple[np.ndarray, str]:
     return dreams.shrink(image, max_side), name
 
 
+@deferred()  # a signal only requests the stop: the units of work check it, a write is never cut
 def record_dreams(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: DreamSettings, step: int, progress: bool = True
 ) -> dict[str, float]:
@@ -57,11 +59,14 @@ def record_dreams(
     finals = {mode: dreams.transfer_change(full, image, result.image) for mode, result in results.items()}
     panels = {mode: PANELS[mode](result) for mode, result in results.items()}
     metrics: dict[str, float] = {}
+    check_stop()  # a stop requested while drawing: nothing of these dreams is written
     for mode, result in results.items():
         folder = tracking.dream_folder(mode, name)
         writer.figure(f"{folder}/panels.png", panels[mode])
         writer.image(f"{folder}/final.png", finals[mode])
-        used = {**as_plain(settings), "mode": str(mode), "image_name": name, "image_shape": list(image.shape),
+        # the photo by its file name only: its full path (which may come from ${oc.env:...}) is never logged
+        used = {**as_plain(settings), "image": Path(settings.image).name if settings.image else None,
+                "mode": str(mode), "image_name": name, "image_shape": list(image.shape),
                 "final_shape": list(full.shape)}
         writer.text(f"{folder}/config.yaml", yaml.safe_dump(used, sort_keys=True))
         metrics[tracking.dream_metric(mode, tracking.DREAM_OBJECTIVE_BEFORE)] = result.objective_before

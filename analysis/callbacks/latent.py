@@ -25,6 +25,7 @@ from analysis.plots import latent as plots
 from analysis.plots.health import flag_unhealthy
 from analysis.plots.images import image_grid
 from analysis.settings import LatentSettings
+from latentdream.stopping import check_stop, deferred
 
 log = logging.getLogger("latentdream")
 
@@ -83,6 +84,7 @@ def _generated(network: torch.nn.Module, z: np.ndarray, report: ls.LatentReport,
     return images, inside, titles
 
 
+@deferred()  # a signal only requests the stop: the units of work check it, a write is never cut
 def record_latent_analysis(
     writer: tracking.RunWriter,
     network: torch.nn.Module,
@@ -125,6 +127,7 @@ def record_latent_analysis(
     metrics.update({tracking.latent_metric(f"generated_{name}_in_region"): frac for name, frac in inside.items()})
     histograms = flag_unhealthy(plots.all_histograms(report.edges, report.counts), health)
     if not final:
+        check_stop()
         writer.figure(tracking.LATENT_HISTOGRAMS_PNG, histograms, step_key=tracking.LATENT_HISTOGRAMS_IMAGE, step=step)
         writer.figure(tracking.LATENT_TRAVERSALS_PNG, traversals, step_key=tracking.LATENT_TRAVERSALS_IMAGE, step=step)
         writer.metrics(metrics, step=step)
@@ -153,6 +156,7 @@ def record_latent_analysis(
                **({tracking.TAG_HEALTH: health} if health is not None else {})}
     keep = np.sort(np.random.default_rng(settings.seed).choice(len(z), size=min(len(z), settings.z_sample), replace=False))
 
+    check_stop()  # a stop requested while drawing: nothing of this analysis is written
     writer.npz(tracking.LATENT_HISTOGRAMS, edges=report.edges, counts=report.counts.astype(np.int64))
     writer.table(tracking.LATENT_COMPONENTS, report.components)
     writer.table(tracking.LATENT_HIT_RATES, report.hits)

@@ -30,6 +30,7 @@ from analysis.oip.render import OIPResult, oip_table, render_all
 from analysis.plots.health import flag_unhealthy
 from analysis.plots.oip import examples_figure, oip_grid
 from analysis.settings import OIPSettings
+from latentdream.stopping import check_stop, deferred
 
 
 EXAMPLES_BATCH = 500  # validation images per forward pass when the dataset examples are searched
@@ -47,6 +48,7 @@ def oip_metrics(results: Sequence[OIPResult]) -> dict[str, float]:
     return out
 
 
+@deferred()  # a signal only requests the stop: the units of work check it, a write is never cut
 def record_oips(
     writer: tracking.RunWriter, network: torch.nn.Module, settings: OIPSettings, step: int, progress: bool = True,
     final: bool = True, data: Iterable | None = None, health: str | None = None,
@@ -64,6 +66,7 @@ def record_oips(
         extra = _final_extras(network, settings, results, data) if final else {}
     grids = [flag_unhealthy(oip_grid(r, shared_scale=settings.shared_scale, preset=settings.preset), health)
              for r in results]
+    check_stop()  # a stop requested while drawing: nothing of this analysis is written
     for r, grid in zip(results, grids):
         stem = tracking.oip_stem(r.layer, r.init)
         writer.figure(f"{stem}.png", grid, step_key=stem, step=step)

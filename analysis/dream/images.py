@@ -21,6 +21,9 @@ from PIL import Image, UnidentifiedImageError
 from latentdream.errors import InputError
 
 MIN_SIDE = 28  # the CNN's input side: smaller images cannot be dreamt on
+# Our own limit, far below Pillow's (89 M pixels warns, 178 M refuses): a 24-megapixel camera photo fits, a 74-byte
+# PNG whose header claims 30000×30000 does not. Checked from the header, before any pixel is decoded.
+MAX_PIXELS = 25_000_000
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's convert("L")
 
 
@@ -31,7 +34,8 @@ def load_image(path_or_array: str | Path | np.ndarray, gray: bool = True, *, min
         divided by their dtype's maximum (255 for uint8), float arrays must already lie in [0, 1].
     :param gray: convert to grayscale with Pillow's luma weights L = 0.299 R + 0.587 G + 0.114 B.
     :return: (H, W) if ``gray`` else (H, W, 3).
-    :raises InputError: missing file, a file that is not an image, an image smaller than ``min_side`` px.
+    :raises InputError: missing file, a file that is not an image, an image smaller than ``min_side`` px, or one
+        whose header claims more than :data:`MAX_PIXELS` pixels (refused before decoding).
     """
     if isinstance(path_or_array, (str, Path)):
         path = Path(path_or_array)
@@ -41,9 +45,19 @@ def load_image(path_or_array: str | Path | np.ndarray, gray: bool = True, *, min
         if not path.is_file():
             raise InputError(f"image file {name!r} does not exist")
         try:
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # reads the header only
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise InputError(f"image file {name!r} is {width}×{height} px ({width * height:,} pixels); at most "
+                                     f"{MAX_PIXELS:,} pixels are decoded")
                 arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as err:
+        except InputError:
+            raise
+        except Image.DecompressionBombError as err:  # Pillow's own check in open(), above twice its warning size
+            raise InputError(f"image file {name!r} claims more pixels than Pillow decodes ({err}); at most "
+                             f"{MAX_PIXELS:,} pixels are decoded").with_traceback(None) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            # what a malformed header gives (ValueError, SyntaxError in some plugins)
             raise InputError(f"{name!r} is not a readable image file ({type(err).__name__})") from None
     else:
         name = "image array"

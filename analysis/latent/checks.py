@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from latentdream.errors import InputError
+from latentdream.stopping import check_stop
 
 _EPS32 = float(np.finfo(np.float32).eps)
 
@@ -29,6 +30,7 @@ def _row_chunks(n: int, chunk_size: int):
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     for start in range(0, n, chunk_size):
+        check_stop()  # every chunked loop of the statistics stops here on a SIGTERM
         yield start, min(n, start + chunk_size)
 
 

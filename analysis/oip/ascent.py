@@ -21,6 +21,7 @@ from analysis.oip.hooks import activations
 from analysis.oip.objectives import Objective, parse_objective
 from analysis.oip.params import pixel_image
 from analysis.oip.transforms import blur as make_blur
+from latentdream.stopping import check_stop
 
 
 
@@ -125,6 +126,7 @@ def ascend(
         if initial is not None and initial.shape != (batch,):
             raise ValueError(f"the objective must return shape ({batch},), got {tuple(initial.shape)}")
         for step in tqdm(range(steps), desc=desc, disable=None if progress else True, leave=False):
+            check_stop()  # a SIGTERM ends OIPs and dreams between steps (latentdream.stopping)
             seen = transforms(image_fn()) if transforms is not None else image_fn()
             value = objective(activations(model, seen, layers))
             (g,) = torch.autograd.grad(value.sum(), x)

@@ -13,6 +13,7 @@ The analysis runs on the accelerator the trainer would use (``trainer.accelerato
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,10 @@ from analysis import tracking
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import load_experiment, section
+from latentdream import stopping
 from latentdream.errors import InputError
+
+log = logging.getLogger("latentdream")
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ def analyze(run_id: str, overrides: list[str]) -> None:
         return datamodule.images_dataloader(split, batch_size=settings.batch_size, device=device)
 
     split = heldout_split(datamodule)
+    log.info("latent analysis of run %s (SIGTERM stops it between chunks) ...", logged.run_id)
     report = record_latent_analysis(logged.writer, network, loader("train"), settings, step=logged.last_epoch,
                                     heldout=(split, loader(split)), val_batches=loader("val"),
                                     health=logged.health)
@@ -160,17 +165,20 @@ def dream(run_id: str, image: str | None, overrides: list[str]) -> None:
     settings = section(logged.cfg, "dream")
     load_photo(settings.image, settings.max_side)  # a bad image fails here, before anything is written
     network = logged.load_network()
+    log.info("dreaming with run %s (SIGTERM stops it between steps) ...", logged.run_id)
     if not settings.child_run:
         metrics = record_dreams(logged.writer, network, settings, step=logged.last_epoch)
         target = logged.run_id
     else:
         parent = logged.client.get_run(logged.run_id)
-        child = logged.client.create_run(parent.info.experiment_id, run_name=tracking.KIND_DREAM,
-                                         tags={tracking.TAG_PARENT_RUN: logged.run_id,
-                                               tracking.TAG_KIND: tracking.KIND_DREAM})
-        target = child.info.run_id
-        with store.ended(logged.client, target):
-            metrics = record_dreams(tracking.RunWriter(logged.client, target), network, settings, step=logged.last_epoch)
+        with stopping.deferred():  # from its creation on, a SIGTERM ends the child run KILLED
+            child = logged.client.create_run(parent.info.experiment_id, run_name=tracking.KIND_DREAM,
+                                             tags={tracking.TAG_PARENT_RUN: logged.run_id,
+                                                   tracking.TAG_KIND: tracking.KIND_DREAM})
+            target = child.info.run_id
+            with store.ended(logged.client, target):
+                metrics = record_dreams(tracking.RunWriter(logged.client, target), network, settings,
+                                        step=logged.last_epoch)
     for key, value in sorted(metrics.items()):
         print(f"  {key} = {value:.4f}")
     logged.publish_view()
@@ -191,6 +199,7 @@ def oip(run_id: str, overrides: list[str]) -> None:
         datamodule = build_datamodule(logged.cfg)
         datamodule.prepare_data()
         data = datamodule.images_dataloader("val", batch_size=EXAMPLES_BATCH, device=next(network.parameters()).device)
+    log.info("rendering OIPs of run %s (SIGTERM stops it between steps) ...", logged.run_id)
     results = record_oips(logged.writer, network, settings, step=logged.last_epoch, data=data,
                           health=logged.health)
     for r in results:

@@ -1,5 +1,5 @@
 """The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
-``register``, ``ui``, ``demo``.
+``register``, ``end``, ``ui``, ``demo``.
 
 Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
 ``--image``). Bad input is reported as one line on stderr with exit code 2; nothing else is caught, so real bugs
@@ -13,13 +13,16 @@ import sys
 
 from analysis import tracking
 from experiments.run.reporting import quiet_libraries, reported
+from experiments.sweeps.grid import MAX_RUNS
+from latentdream import stopping
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from experiments.run.config import load_experiment
+
+    cfg = load_experiment(args.experiment, args.overrides)  # bad input fails before Lightning is imported
     from experiments.run.train import train
 
-    cfg = load_experiment(args.experiment, args.overrides)
     result = train(cfg, command=" ".join(["latentdream", *sys.argv[1:]]))
     if result.rank:  # a DDP worker process: rank 0 reports the run
         return 0
@@ -81,8 +84,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from experiments.commands.registry import check_registration
     from experiments.sweeps.sweep import run_sweep
 
+    from experiments.sweeps.grid import check_size, parse_grid
+
+    check_size(parse_grid(args.overrides), args.random, args.max_runs)  # a huge grid: one line at once
+    if args.register:  # a refused name or alias stops before anything is trained
+        check_registration(args.register, args.alias)
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
                        random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
                        metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]),
@@ -102,6 +111,15 @@ def cmd_register(args: argparse.Namespace) -> int:
     version = register_run(client, uri, args.run_id, args.name, args.alias)
     alias = f" with alias {args.alias} (models:/{args.name}@{args.alias})" if args.alias else ""
     print(f"run {args.run_id} registered as {args.name} version {version.version}{alias}")
+    return 0
+
+
+def cmd_end(args: argparse.Namespace) -> int:
+    from experiments.run import store
+
+    uri, client = store.client_for()
+    store.end_stuck_run(client, uri, args.run_id, args.checkpoint_dir)
+    print(f"run {args.run_id} marked KILLED (a crash had left it RUNNING); continue it with resume={args.run_id}")
     return 0
 
 
@@ -163,6 +181,8 @@ def make_parser() -> argparse.ArgumentParser:
                    "store's PostgreSQL, else a sqlite file beside the sweep's checkpoints)")
     p.add_argument("--random", type=int, metavar="K", help="train K random points of the grid")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the --random draw or the --search (default 0)")
+    p.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                   help=f"refuse a sweep of more runs than N (points × seeds; default {MAX_RUNS})")
     p.add_argument("--resume", metavar="PARENT_ID",
                    help="continue a killed sweep (same grid): its unfinished runs in place, then the missing ones")
     p.add_argument("--register", metavar="NAME", help="register the best run's model under NAME")
@@ -177,6 +197,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="registered model name (a new version if it exists)")
     p.add_argument("--alias", help="point this alias at the new version (models:/NAME@ALIAS)")
     p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("end", help="mark KILLED a run a crash left RUNNING (refused while it is still training)")
+    p.add_argument("run_id")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="where the run's lock lives (default: the run's tracking.checkpoint_dir, else ./checkpoints)")
+    p.set_defaults(func=cmd_end)
 
     p = sub.add_parser("ui", help="serve the MLflow UI over the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
@@ -204,7 +230,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     quiet_libraries()
-    return reported(lambda: args.func(args))
+    with stopping.handle_signals():  # SIGTERM: exit 143, between units of work where a phase checks for it
+        return reported(lambda: args.func(args))
 
 
 if __name__ == "__main__":

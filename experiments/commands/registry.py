@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 from analysis import tracking
 from experiments.run import store
 from latentdream.errors import InputError
+from latentdream.names import check_name
 
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))")
 
@@ -79,27 +81,59 @@ def register_run(client: Any, uri: str, run_id: str, name: str, alias: str | Non
     """
     from mlflow.exceptions import MlflowException
 
+    check_registration(name, alias)  # everything that can be known before the registry is touched
     run = store.find_run(client, uri, run_id, kinds=tracking.TRAINED_KINDS)
     model = logged_model(client, run)
+    created = False
     try:
         client.get_registered_model(name)
     except MlflowException:
         try:
             client.create_registered_model(name)
+            created = True
         except MlflowException as err:
             raise InputError(f"--name {name!r} is not allowed: {err.message.splitlines()[0]}") from None
-    # The source is the model's storage location, not models:/<model_id>: MLflow's sqlite registry would look that
-    # id up in the *global* tracking store (its own TODO), which need not be this client's.
-    version = client.create_model_version(name, source=model.artifact_location, run_id=run_id,
-                                          model_id=model.model_id)
-    if alias:
-        try:
-            client.set_registered_model_alias(name, alias, version.version)
-        except MlflowException as err:
-            client.delete_model_version(name, version.version)  # a refused alias registers nothing
-            raise InputError(f"--alias {alias!r} is not allowed: {err.message.splitlines()[0]}") from None
+    try:
+        # The source is the model's storage location, not models:/<model_id>: MLflow's sqlite registry would look
+        # that id up in the *global* tracking store (its own TODO), which need not be this client's.
+        version = client.create_model_version(name, source=model.artifact_location, run_id=run_id,
+                                              model_id=model.model_id)
+        if alias:
+            try:
+                client.set_registered_model_alias(name, alias, version.version)
+            except MlflowException as err:  # a rule of the server's own, beyond check_registration's
+                client.delete_model_version(name, version.version)
+                raise InputError(f"--alias {alias!r} is not allowed: {err.message.splitlines()[0]}") from None
+    except BaseException:
+        if created:  # a refused registration leaves no registered model behind either
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(name)
+        raise
     client.set_tag(run_id, tracking.TAG_REGISTERED, f"{name}/{version.version}")
     return version
+
+
+_ALIAS = re.compile(r"[\w-]{1,255}")
+_RESERVED_ALIAS = re.compile(r"latest|[vV]\d+", re.IGNORECASE)
+
+
+def check_registration(name: str, alias: str | None) -> None:
+    """The registered model name and alias, checked before anything is created: a name is a plain name
+    (:func:`latentdream.names.check_name`, and no ``:``, which MLflow refuses); an alias is letters, digits, ``_``
+    and ``-``, at most 255 characters, and not one MLflow reserves (``latest``, ``v<N>``: they name versions).
+
+    :raises InputError: one line naming ``--name`` or ``--alias``.
+    """
+    check_name("--name", name)
+    if ":" in name:
+        raise InputError(f"--name {name!r} is not allowed: it carries ':' (models:/NAME@ALIAS would be ambiguous)")
+    if alias is None:
+        return
+    if not _ALIAS.fullmatch(alias):
+        raise InputError(f"--alias {alias!r} is not allowed; use letters, digits, '_' and '-' (at most 255)")
+    if _RESERVED_ALIAS.fullmatch(alias):
+        raise InputError(f"--alias {alias!r} is not allowed: 'latest' and v<N> are reserved by MLflow (they name "
+                         "versions); e.g. --alias champion")
 
 
 def best_run(runs: Sequence[Any], metric: str, mode: str) -> Any:

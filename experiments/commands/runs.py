@@ -26,6 +26,7 @@ from analysis.plots import compare as plots
 from experiments.commands.compare import map_comparison, same_start
 from experiments.run import store
 from experiments.run.config import recorded_config
+from latentdream import stopping
 from latentdream.errors import InputError
 
 COMPARISON_EXPERIMENT = "comparisons"  # the experiment that holds the comparison runs
@@ -345,16 +346,19 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
         return outer
     experiment_id = store.experiment_id_for(client, COMPARISON_EXPERIMENT, store.default_artifact_root(uri))
     name = "compare " + " vs ".join(comparison.labels)
-    run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
-    with store.ended(client, run_id):
-        _log_comparison(tracking.RunWriter(client, run_id), comparison)
+    with stopping.deferred():  # a SIGTERM from here on ends the run KILLED, between two files
+        run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
+        with store.ended(client, run_id):
+            _log_comparison(tracking.RunWriter(client, run_id), comparison)
     return run_id
 
 
 def _log_comparison(writer: tracking.RunWriter, comparison: Comparison) -> None:
     for path, table in comparison.tables.items():
+        stopping.check_stop()
         writer.table(path, table)
     for path, figure in comparison.figures.items():
+        stopping.check_stop()
         writer.figure(path, figure)
     if comparison.metrics:
         writer.metrics(comparison.metrics, step=0)

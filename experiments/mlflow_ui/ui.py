@@ -3,7 +3,8 @@
 Before ``mlflow server`` starts, the port is checked (a busy one is an :class:`InputError` naming ``--port``) and a
 host other than loopback gets a warning; while it starts, each experiment's chart view is published
 (:mod:`experiments.mlflow_ui.views`) so that the printed links open it. The server runs in its own process group; SIGINT (Ctrl-C), SIGTERM and SIGHUP to
-``latentdream ui`` stop that whole group (the server and its uvicorn workers), never leaving it serving orphaned.
+``latentdream ui`` stop that whole group (the server and its uvicorn workers), never leaving it serving orphaned;
+so does a SIGKILL of ``latentdream ui``, through :mod:`experiments.mlflow_ui.watchdog`, which leads the group.
 """
 
 from __future__ import annotations
@@ -150,11 +151,14 @@ def serve(host: str = "127.0.0.1", port: int = 5000, allowed_hosts: str | None =
     if not is_loopback(host):
         print(network_warning(host, port), file=sys.stderr)
     uri = store.default_tracking_uri()
+    store.check_store(uri)  # a damaged or read-only store: one line, not a server that fails in the background
     cmd = server_command(host, port, uri, allowed_hosts, workers)
     base = f"http://{browse_host(host)}:{port}"
     with _stop_signals_raise():
-        # its own process group: uvicorn forks workers, and the whole group must stop with us
-        proc = subprocess.Popen(cmd, start_new_session=True, env={**SERVER_ENV_DEFAULTS, **os.environ})
+        # its own process group: uvicorn forks workers, and the whole group must stop with us — also when we are
+        # SIGKILLed: the watchdog leading the group stops it when the pipe we hold (its stdin) closes
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.mlflow_ui.watchdog", *cmd], start_new_session=True,
+                                stdin=subprocess.PIPE, env={**SERVER_ENV_DEFAULTS, **os.environ})
         try:
             print(f"MLflow UI on {base}  (store: {uri}); Ctrl-C stops it")
             print(f"  experiments: {views.experiments_url(base)}")

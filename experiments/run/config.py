@@ -6,18 +6,21 @@ Everything that can be wrong with a config is found here, before any run exists,
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, ValueNode
 from omegaconf.errors import OmegaConfBaseException
 
 from analysis import tracking
 from analysis.oip.objectives import parse_target
 from experiments.run.schema import DATA_KINDS, MODEL_KINDS, SCALAR_KEYS, SETTINGS_SECTIONS, Experiment
 from latentdream.errors import InputError, require
+from latentdream.names import check_name
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 
@@ -27,14 +30,75 @@ def available_experiments() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
+# libyaml's safe loader when present: fast, and it caps nesting depth itself (the pure-Python one recurses)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FILE_BYTES = 1_000_000  # an experiment file (or a run's config.yaml) is a few kB
+MAX_NODES = 100_000  # values and containers after expanding every YAML alias (a real config has a few hundred)
+
+
 def _read_yaml(path: Path) -> dict:
+    """The file as a mapping; a hostile file — too large, binary, too deeply nested, an alias that refers to itself
+    or aliases that expand to more than :data:`MAX_NODES` values (an "alias bomb") — is one :class:`InputError`,
+    found in milliseconds: the expansion is counted, never carried out."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{path}: {size:,} bytes is too large for an experiment file (at most {MAX_FILE_BYTES:,})")
+        text = path.read_bytes().decode("utf-8")
+        data = yaml.load(text, Loader=_SAFE_LOADER) or {}  # safe: plain values only
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not a text file (not UTF-8 at byte {err.start})") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be an experiment file") from None
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: an experiment file must be a mapping of sections")
+    _check_expansion(data, path)
     return data
+
+
+def _check_override_value(item: str) -> None:
+    """An override's value is YAML too (OmegaConf parses it): the same limits as a file's, one line when it does not
+    parse."""
+    key, _, value = item.partition("=")
+    try:
+        parsed = yaml.load(value, Loader=_SAFE_LOADER)
+    except (yaml.YAMLError, RecursionError) as err:
+        raise InputError(f"override {key}={value!r} is not a valid value ({str(err).splitlines()[0]}); quote "
+                         "text that YAML would read as syntax") from None
+    _check_expansion(parsed, f"override {key}")
+
+
+def _check_expansion(data: Any, path: Path | str) -> None:
+    """Count the values ``data`` holds once every alias is expanded (each shared node's count is computed once, so
+    this takes time linear in the file); refuse a node that contains itself or a total above :data:`MAX_NODES`."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def count(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise InputError(f"{path}: a YAML alias refers to a node that contains it (refused)")
+        open_nodes.add(key)
+        children = node.values() if isinstance(node, dict) else node
+        total = 1 + sum(count(child) for child in children)
+        open_nodes.discard(key)
+        sizes[key] = total
+        if total > MAX_NODES:
+            raise InputError(f"{path}: its YAML aliases expand to more than {MAX_NODES:,} values (refused)")
+        return total
+
+    try:
+        count(data)
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be an experiment file") from None
 
 
 def _resolve_file(name_or_path: str) -> Path:
@@ -49,11 +113,17 @@ def _resolve_file(name_or_path: str) -> Path:
     return path
 
 
+_DEFAULTS_ENTRY = re.compile(r"[A-Za-z0-9_]+/[A-Za-z0-9_-]+")  # a group file's name, never a path out of configs/
+
+
 def _compose(path: Path) -> DictConfig:
     """The file merged over its ``defaults`` (group files like ``model/ae_case1``, merged in order)."""
     data = _read_yaml(path)
     merged = OmegaConf.create()
     for entry in data.pop("defaults", []) or []:
+        if not isinstance(entry, str) or not _DEFAULTS_ENTRY.fullmatch(entry):
+            raise InputError(f"{path.name}: defaults entry {entry!r} is not allowed; give group/name, e.g. model/mnist_cnn "
+                             f"(groups: {', '.join(sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir()))})")
         group_file = CONFIG_DIR / f"{entry}.yaml"
         if not group_file.is_file():
             raise InputError(f"{path.name}: defaults entry {entry!r} has no file {group_file}")
@@ -74,7 +144,8 @@ def _typed_section(raw: Any, kinds: dict[str, type], section_name: str) -> DictC
 
 
 def _one_line(err: OmegaConfBaseException) -> str:
-    text = str(err).splitlines()[0]
+    # a resolved interpolation's value is never repeated: it may come from the environment, where secrets live
+    text = re.sub(r"Value '.*?' of type", "The resolved value of type", str(err).splitlines()[0])
     key = getattr(err, "full_key", None)
     choice = re.fullmatch(r"Invalid value '(.*)', expected one of \[(.*)\]", text)
     if key and choice:  # a value outside an Enum: say it as every other rule does
@@ -93,6 +164,7 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise InputError(f"override {item!r} is not of the form key=value")
+        _check_override_value(item)
     try:
         raw = _compose(path)
         raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
@@ -102,11 +174,31 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
         rest = OmegaConf.masked_copy(raw, [k for k in raw if k not in ("model", "data")])
         cfg = OmegaConf.merge(OmegaConf.structured(Experiment), rest)
         cfg.model, cfg.data = model, data
-        OmegaConf.resolve(cfg)  # ${oc.env:X} and other interpolations: resolved now (and logged resolved) or refused
+        _check_literal_names(cfg)
+        # Interpolations (${oc.env:X}, ${a.b}) stay in the config as text: the code reads their resolved values
+        # (OmegaConf resolves on access), what is logged (flatten, to_yaml) holds the text, so a secret in the
+        # environment never reaches the store. Each must resolve now: an unset variable is refused here.
+        OmegaConf.to_container(cfg, resolve=True)
         validate(cfg)
     except OmegaConfBaseException as err:
         raise InputError(_one_line(err)) from None
     return cfg
+
+
+# Names are logged as names (the experiment's, the run's, the tag `experiment`): given literally, never from the
+# environment, where a secret may live.
+LITERAL_KEYS = ("name", "tracking.experiment_name", "tracking.run_name")
+
+
+def _check_literal_names(cfg: DictConfig) -> None:
+    """Refuse an interpolation in :data:`LITERAL_KEYS`: a name is logged (and shown) as it is."""
+    for key in LITERAL_KEYS:
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if node is not None and OmegaConf.is_interpolation(node, leaf):
+            raw = OmegaConf.to_container(node, resolve=False)[leaf]
+            raise InputError(f"{key}={raw!r} is not allowed: a name is logged as it is, so it is given literally, "
+                             "never through an interpolation (the environment may hold secrets)")
 
 
 def section(cfg: DictConfig, name: str) -> Any:
@@ -116,7 +208,7 @@ def section(cfg: DictConfig, name: str) -> Any:
 
 
 def _positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
-    value = OmegaConf.select(cfg, key)
+    value = _get(cfg, key)
     ok = value is not None and (value >= 0 if allow_zero else value > 0)
     require(ok, key, value, "it must be >= 0" if allow_zero else "it must be > 0")
 
@@ -128,10 +220,24 @@ def validate(cfg: DictConfig) -> None:
     rules here are those of the other sections and those that need two sections at once (the model and its data,
     the CNN's layers and the OIP/dream targets).
     """
-    for name in SETTINGS_SECTIONS:
-        section(cfg, name)
-    for key in ("data.batch_size", "trainer.max_epochs"):
-        _positive(cfg, key)
+    for name in (*SETTINGS_SECTIONS, "trainer", "tracking"):
+        check_section(name, cfg[name])
+    check_name("name", cfg.name)
+    validate_across(cfg)
+
+
+def _get(cfg: Any, key: str) -> Any:
+    """``cfg.<section>.<key>``; the sections may be configs or built dataclasses (:class:`GridChecker`)."""
+    node = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def validate_across(cfg: Any) -> None:
+    """The rules of the data and model sections and those that need two sections at once (the model and its data,
+    the CNN's layers and the OIP/dream targets); the sections may be configs or built dataclasses."""
+    _positive(cfg, "data.batch_size")
     _positive(cfg, "data.num_workers", allow_zero=True)
     # the best checkpoint, the plateau schedule and the logged model's signature all need validation batches
     require(0 < cfg.data.val_fraction < 1, "data.val_fraction", cfg.data.val_fraction, "it must be in (0, 1)")
@@ -146,8 +252,8 @@ def validate(cfg: DictConfig) -> None:
         side = cfg.data.image_size
         require(side % stride == 0, "data.image_size", side, f"the autoencoder needs a multiple of {stride}")
         for key in ("encoder_kernels", "decoder_kernels"):
-            for k in cfg.model[key]:
-                require(k % 2 == 1, f"model.{key}", list(cfg.model[key]), "'same' padding needs odd kernel sizes")
+            for k in getattr(cfg.model, key):
+                require(k % 2 == 1, f"model.{key}", list(getattr(cfg.model, key)), "'same' padding needs odd kernel sizes")
     else:
         require(cfg.data.name != "faces", "data.name", cfg.data.name, "the MNIST CNN trains on mnist or mnist_bundled")
         _positive(cfg, "model.n_classes")
@@ -165,6 +271,20 @@ def validate(cfg: DictConfig) -> None:
         require(bool(cfg.data.root), "data.root", cfg.data.root, "give the folder with the face JPEGs")
 
 
+def check_section(name: str, node: DictConfig) -> None:
+    """The rules that read section ``name`` alone: a settings section's own (its dataclass checks them when built),
+    ``trainer.max_epochs``, and the tracking names, which become folder names or are shown as names (never a path)."""
+    if name in SETTINGS_SECTIONS and isinstance(node, DictConfig):  # (a built dataclass has checked them already)
+        OmegaConf.to_object(node)
+    if name == "trainer":
+        require(node.max_epochs is not None and node.max_epochs > 0, "trainer.max_epochs", node.max_epochs,
+                "it must be > 0")
+    if name == "tracking":
+        for key in ("experiment_name", "run_name"):
+            if getattr(node, key) is not None:
+                check_name(f"tracking.{key}", getattr(node, key))
+
+
 def _validate_cnn_targets(cfg: DictConfig) -> None:
     """Layer names and map indices that OIPs and dreams address must exist in the configured CNN."""
     maps = {f"conv{i + 1}": n for i, n in enumerate(cfg.model.conv_filters)}
@@ -176,7 +296,7 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
         for index in cfg.oip.maps:
             require(0 <= index < fewest, "oip.maps", list(cfg.oip.maps), f"map indices run from 0 to {fewest - 1}")
     for key in ("dream.objective", "dream.layer_objective"):
-        spec = OmegaConf.select(cfg, key)
+        spec = _get(cfg, key)
         layer, index = parse_target(spec)
         require(layer in maps, key, spec, allowed)
         if index is not None:
@@ -192,7 +312,8 @@ def _validate_cnn_targets(cfg: DictConfig) -> None:
 
 
 def flatten(cfg: DictConfig) -> dict[str, str]:
-    """Flat ``section.key`` → string map of every resolved value (a run's params and config tags)."""
+    """Flat ``section.key`` → string map of every value (a run's params and config tags); an interpolation
+    (``${oc.env:X}``) as its text, never its resolved value (:func:`load_experiment` keeps them)."""
     out: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -202,7 +323,7 @@ def flatten(cfg: DictConfig) -> dict[str, str]:
         else:
             out[prefix] = str(node)
 
-    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
+    walk(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True), "")
     return out
 
 
@@ -227,5 +348,147 @@ def recorded_config(run: Any) -> dict[str, str]:
 
 
 def to_yaml(cfg: DictConfig) -> str:
-    """The resolved config as YAML text (logged as ``config.yaml``)."""
-    return OmegaConf.to_yaml(cfg, resolve=True)
+    """The config as YAML text (logged as ``config.yaml``): every value resolved except interpolations, which keep
+    their text (``${oc.env:X}``), so a secret never reaches the store; loading it resolves them again."""
+    return OmegaConf.to_yaml(cfg, resolve=False)
+
+
+# Sections whose values meet in a rule of :func:`validate` (the model and its data, the CNN's layers and the OIP and
+# dream targets) or name the experiment: swept together, they are checked together.
+COUPLED_SECTIONS = frozenset({"model", "data", "oip", "dream", "name", "defaults"})
+
+
+class GridChecker:
+    """Check the configs of a sweep's points at a cost per *distinct projection*, not per point.
+
+    Every rule reads either one section (:func:`check_section`, and ``check`` — the trainer check — the trainer
+    section without its seed) or the coupled sections (:data:`COUPLED_SECTIONS`) together. So a point's config is
+    valid exactly when, for each group of sections (the coupled group, each other section on its own), the config
+    with that group's swept values — the rest as in the base — is valid. The coupled group's projections are loaded
+    fully (:func:`load_experiment`); another section's swept values are merged into that section alone and its
+    rules checked (about a millisecond); a point then costs a few dictionary lookups. A value holding an
+    interpolation (``${...}`` can reach across sections) is loaded point by point instead.
+
+    :param swept: the keys the grid varies; :param check: run on each distinct trainer projection (may raise).
+    """
+
+    def __init__(self, experiment: str, swept: tuple[str, ...], check: Any = None) -> None:
+        self.experiment, self.swept, self.check = experiment, frozenset(swept), check or (lambda cfg: None)
+        self._loaded: dict[tuple, Any] = {}
+        self._checked: set[tuple] = set()
+        self._first = True
+
+    def _full(self, overrides: list[str]) -> DictConfig:
+        key = tuple(overrides)
+        if key not in self._loaded:
+            cfg = load_experiment(self.experiment, overrides)
+            self._checked_once(cfg, [o for o in overrides if o.startswith("trainer.")])
+            self._loaded[key] = cfg
+        return self._loaded[key]
+
+    def _checked_once(self, cfg: Any, trainer_items: list[str]) -> None:
+        key = tuple(sorted(o for o in trainer_items if not o.startswith("trainer.seed=")))
+        if key not in self._checked:
+            self.check(cfg)
+            self._checked.add(key)
+
+    def _section(self, base: DictConfig, group: str, items: list[str]) -> dict[str, Any]:
+        key = (group, tuple(items))
+        if key not in self._loaded:
+            for item in items:
+                _check_override_value(item)
+            try:
+                node = self._fast_section(base, group, items)
+                if node is None:  # lists, nested keys, the trainer check: through OmegaConf
+                    node = OmegaConf.merge(base[group], OmegaConf.from_dotlist([i.split(".", 1)[1] for i in items]))
+                check_section(group, node)
+            except OmegaConfBaseException as err:
+                full = getattr(err, "full_key", None) or "?"
+                err.full_key = full if full.startswith(f"{group}.") else f"{group}.{full}"
+                raise InputError(_one_line(err)) from None
+            if group == "trainer" and isinstance(node, DictConfig):
+                self._checked_once(_PointView(base, {group: {group: node}}), items)
+            self._loaded[key] = {group: node}
+        return self._loaded[key]
+
+    def _fast_section(self, base: DictConfig, group: str, items: list[str]) -> Any:
+        """The section's dataclass with the scalar values of ``items`` (each converted by a copy of its typed node,
+        as a merge would; ``dataclasses.replace`` runs the section's rules), or None where that does not apply."""
+        section_node = base[group]
+        values = {}
+        for item in items:
+            key, _, text = item.partition("=")
+            leaf = key.split(".", 1)[1]
+            child = section_node._get_node(leaf) if "." not in leaf and leaf in section_node else None
+            if not isinstance(child, ValueNode):
+                return None
+            if group == "trainer" and leaf != "seed":
+                return None  # the trainer check needs the real section
+            node = copy.deepcopy(child)  # keeps its type and its parent; its own flag lifts the section's readonly
+            node._set_flag("readonly", False)
+            try:
+                node._set_value(yaml.load(text, Loader=_SAFE_LOADER))
+            except OmegaConfBaseException:
+                return None  # the merge says what is wrong, naming the key
+            values[leaf] = node._value()
+        if ("instance", group) not in self._loaded:
+            self._loaded[("instance", group)] = OmegaConf.to_object(section_node)
+        return dataclasses.replace(self._loaded[("instance", group)], **values)
+
+    def load(self, overrides: list[str]) -> Any:
+        """The config of the point given by ``overrides`` (the fixed ones and the point's swept ``key=value``\\ s),
+        checked: the first point's as a real config, later ones as a view whose sections are exact.
+
+        :raises InputError: the first rule the point breaks.
+        """
+        swept = [o for o in overrides if o.partition("=")[0] in self.swept]
+        fixed = [o for o in overrides if o.partition("=")[0] not in self.swept]
+        if self._first or any("${" in o for o in swept):
+            self._first = False
+            return self._full(overrides)
+        groups: dict[str, list[str]] = {}
+        for item in swept:
+            head = item.partition("=")[0].split(".")[0]
+            groups.setdefault("coupled" if head in COUPLED_SECTIONS else head, []).append(item)
+        base = self._full(fixed)
+        by_group = {group: (self._coupled(base, fixed, items) if group == "coupled"
+                            else self._section(base, group, items) if isinstance(base.get(group), DictConfig)
+                            else self._full([*fixed, *items])) for group, items in groups.items()}
+        return _PointView(base, by_group)
+
+    def _coupled(self, base: DictConfig, fixed: list[str], items: list[str]) -> Any:
+        """The coupled sections with their swept values: each section built on its own (its rules), then the rules
+        across them (:func:`validate_across`) on the combination; a change of model or data kind, or of the
+        experiment's name, loads the whole config."""
+        key = ("coupled", tuple(items))
+        if key in self._loaded:
+            return self._loaded[key]
+        keys = [item.partition("=")[0] for item in items]
+        if any(k in ("model.name", "data.name") or "." not in k for k in keys):
+            self._loaded[key] = self._full([*fixed, *items])
+            return self._loaded[key]
+        sections: dict[str, Any] = {}
+        for name in dict.fromkeys(k.split(".")[0] for k in keys):
+            sections.update(self._section(base, name, [i for i in items if i.startswith(f"{name}.")]))
+        view = _PointView(base, {"coupled": sections}, fallback=True)
+        validate_across(view)
+        self._loaded[key] = view
+        return view
+
+
+class _PointView:
+    """A point's config from its projections: ``view.<section>`` is the section of the projection that swept it."""
+
+    def __init__(self, base: DictConfig, by_group: dict[str, Any], fallback: bool = False) -> None:
+        self._base, self._by_group, self._fallback = base, by_group, fallback
+
+    def __getattr__(self, section_name: str) -> Any:
+        if section_name.startswith("_"):
+            raise AttributeError(section_name)
+        group = "coupled" if section_name in COUPLED_SECTIONS else section_name
+        found = self._by_group.get(group, self._base)
+        if self._fallback and section_name not in found:  # a coupled section the point does not sweep
+            return self._base[section_name]
+        return found[section_name]
+
+    __getitem__ = __getattr__

@@ -18,7 +18,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from typing_extensions import override
 
-from latentdream.errors import NonFiniteLossError
+from latentdream.errors import DiskFullError, NonFiniteLossError, disk_full
+from latentdream.stopping import StopRequested
 
 RUN_ID_ENV = "LATENTDREAM_RUN_ID"
 """The parent of a DDP job passes its run id to the worker ranks it launches through this variable."""
@@ -32,11 +33,31 @@ class AtomicModelCheckpoint(ModelCheckpoint):
     @override
     def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
         tmp = f"{filepath}.tmp"
-        # trainer.save_checkpoint writes on global rank 0 only (and holds a barrier): rename there only.
-        super()._save_checkpoint(trainer, tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+        try:
+            # trainer.save_checkpoint writes on global rank 0 only (and holds a barrier): rename there only.
+            super()._save_checkpoint(trainer, tmp)
+            if trainer.is_global_zero:
+                os.replace(tmp, filepath)
+        except BaseException as err:
+            full = disk_is_full(err, os.path.dirname(filepath) or ".")
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # never leave a partial file behind (it may be what filled the disk)
+            if full:
+                raise DiskFullError(os.path.dirname(filepath), os.path.basename(filepath)) from err
+            raise
         self._last_checkpoint_saved = filepath
+
+
+def disk_is_full(err: BaseException, folder: str) -> bool:
+    """Whether ``err`` (or an error it was raised from) is ENOSPC/EDQUOT, or ``folder``'s disk has no space left —
+    torch reports a failed write as a ``RuntimeError`` ("file write failed") without the errno."""
+    if disk_full(err) is not None:
+        return True
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
 
 
 #: How many training steps the NaN guard lets pass between reads of the recorded losses (each read waits for the
@@ -75,7 +96,6 @@ class RunGuard(Callback):
         self.sleep_per_batch = sleep_per_batch
         self.check_every_n_steps = check_every_n_steps
         self.exception: BaseException | None = None
-        self.in_loop = False  # inside fit/test, where Lightning's own SIGTERM handling applies
         self.skips_on_device = False
         self._losses: torch.Tensor | None = None  # the window of recorded losses, on the module's device
         self._slots: list[torch.Tensor] = []  # its one-element views, made once (indexing per step costs a dispatch)
@@ -84,12 +104,7 @@ class RunGuard(Callback):
         self._optimizers: list = []
 
     @override
-    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self.in_loop = True
-
-    @override
     def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        self.in_loop = False
         for optimizer in self._optimizers:  # leave the optimizers as they were built
             optimizer.__dict__.pop("found_inf", None)
         self._optimizers = []
@@ -181,11 +196,15 @@ def interrupt_signal(exc: BaseException, guard: RunGuard) -> int | None:
     """The signal that stopped training, if ``exc`` (or the exception Lightning saw first) is an interrupt.
 
     Lightning turns Ctrl-C inside ``fit`` into ``sys.exit(1)`` and SIGTERM into a ``SIGTERMException`` (both
-    ``SystemExit``); the guard's ``on_exception`` saw the original.
+    ``SystemExit``); the guard's ``on_exception`` saw the original. A SIGTERM seen by a unit of work outside
+    Lightning's loops (the analyses at the end of training, the phases after fit) is a
+    :class:`~latentdream.stopping.StopRequested`.
     """
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     for candidate in (exc, guard.exception):
+        if isinstance(candidate, StopRequested):  # a unit of work after Lightning's last check saw the signal
+            return candidate.signum
         if isinstance(candidate, KeyboardInterrupt):
             return int(signal.SIGINT)
         if isinstance(candidate, SIGTERMException):

@@ -10,7 +10,8 @@ import warnings
 from collections.abc import Callable
 
 from analysis import tracking
-from latentdream.errors import InputError
+from latentdream.errors import InputError, disk_full
+from latentdream.stopping import StopRequested
 
 
 def quiet_libraries() -> None:
@@ -50,16 +51,33 @@ def reported(command: Callable[[], int]) -> int:
     line on stderr (also used by each run a sweep trains in its own process)."""
     try:
         return command()
+    except (StopRequested, KeyboardInterrupt) as err:  # a signal: the run a command owns is KILLED on the way out
+        code = err.code if isinstance(err, StopRequested) else 130
+        if not hasattr(err, "message"):  # a training run or sweep (RunInterrupted) has said where to resume it
+            run_id = getattr(err, "latentdream_run_id", None)
+            print(f"latentdream: {err if isinstance(err, StopRequested) else 'interrupted'}; "
+                  + (f"run {run_id} marked KILLED" if run_id else "what was logged before stays"), file=sys.stderr)
+        return code
     except InputError as err:
         print(f"latentdream: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
         run_id = getattr(err, "latentdream_run_id", None)
+        full = disk_full(err)
+        if run_id is None and full is not None:  # before any run existed (a data cache, a checkpoint folder)
+            print(f"latentdream: error: {full}", file=sys.stderr)
+            return 1
         if run_id is None:
             raise  # before any run existed: a bug, which keeps its traceback
         # The run is FAILED with the reason as a tag and the traceback as an artifact; its last good checkpoint is kept.
         from experiments.run.store import failure_reason
 
-        print(f"latentdream: error: run {run_id} FAILED: {failure_reason(err).splitlines()[0]} "
-              f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
+        reason = failure_reason(err).splitlines()[0]
+        unrecorded = getattr(err, "latentdream_unrecorded", None)
+        if unrecorded:  # the store could not take the FAILED status (e.g. it sits on the disk that filled up)
+            print(f"latentdream: error: run {run_id} failed: {reason}; the store could not record it ({unrecorded}): "
+                  f"end it with `latentdream end {run_id}` once the store can be written", file=sys.stderr)
+        else:
+            print(f"latentdream: error: run {run_id} FAILED: {reason} "
+                  f"(traceback: artifact {tracking.FAILURE_TRACEBACK} of the run)", file=sys.stderr)
         return 1

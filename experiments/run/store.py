@@ -1,13 +1,15 @@
 """Where runs live, and how a run is opened, resumed and ended.
 
 * Store defaults: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/mlflow.db`` with artifacts under ``<cwd>/mlruns``.
-* :func:`check_reachable`: fail within seconds, with one line, when a tracking server does not answer (MLflow's own
+* :func:`check_store`: a damaged or read-only local store, or (:func:`check_reachable`) a server that does not
+  answer, is one line before anything is created. :func:`check_reachable`: fail within seconds, with one line, when a tracking server does not answer (MLflow's own
   client retries for minutes); :func:`apply_http_fail_fast` makes MLflow's retries short as well.
 * Concurrent local stores: :func:`store_lock` (a fresh store is migrated by one process), :func:`enable_wal`,
   :func:`with_retries` (sqlite's "database is locked").
 * Finding runs: :func:`find_run` (by id, of a kind), :func:`experiment_id_for` (created if missing).
 * Ending runs: :func:`ended` — FINISHED, KILLED (Ctrl-C, SIGTERM) or FAILED with tag ``failure_reason``.
-* Live runs: :class:`RunLock`, an ``flock`` beside a run's checkpoints held by the process training it.
+* Live runs: :class:`RunLock`, an ``flock`` beside a run's checkpoints held by the process training it (both locks
+  live in :mod:`experiments.run.locks`); :func:`end_stuck_run` ends a run a crash left RUNNING, unless it is live.
 * Resuming runs: :func:`plan_resume` checks everything before anything is written, and never picks a live run.
 
 Launcher glue: imports MLflow (lazily, so that commands which fail on bad input return fast).
@@ -16,11 +18,9 @@ Launcher glue: imports MLflow (lazily, so that commands which fail on bad input 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import random
 import signal
-import socket
 import sqlite3
 import tempfile
 import time
@@ -31,10 +31,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from analysis import tracking
-from latentdream.errors import InputError
+from experiments.run.locks import RunLock, sqlite_path, store_lock  # noqa: F401 - part of this module's interface
+from latentdream.errors import InputError, disk_full
+from latentdream.names import check_name
+from latentdream.stopping import StopRequested
 
 T = TypeVar("T")
 
@@ -90,12 +93,47 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise InputError(f"tracking server {uri} is not reachable: {reason}") from None
 
 
+def check_store(uri: str) -> None:
+    """Raise :class:`InputError` unless the store at ``uri`` can be used: a tracking server answers
+    (:func:`check_reachable`), a local sqlite file is an sqlite database (or does not exist yet, in a writable folder)
+    and takes a write. Checked first, so a broken store is one line before anything — a folder, a lock file, a run —
+    is created.
+
+    The write test takes the write lock (``BEGIN IMMEDIATE``), rewrites ``user_version`` with its own value and rolls
+    back: a read-only file, folder or mount fails it even for root, for whom ``os.access`` says yes.
+    """
+    check_reachable(uri)
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    if not path.exists():
+        if path.parent.is_dir():
+            check_writable(path.parent, f"the folder of the store {uri}")
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{quote(str(path))}?mode=rw", uri=True, timeout=30)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and not tables & {"alembic_version", "experiments"}:  # (a store being created has the latter)
+                raise InputError(f"the store {uri} is an sqlite file but not an MLflow store (no alembic_version "
+                                 "table); point MLFLOW_TRACKING_URI or tracking.tracking_uri at another file")
+            con.execute("BEGIN IMMEDIATE")
+            version = int(con.execute("PRAGMA user_version").fetchone()[0])
+            con.execute(f"PRAGMA user_version = {version}")
+            con.rollback()
+    except sqlite3.Error as err:
+        if _is_locked(err):
+            return  # busy with other writers for 30 s: usable, MLflow's own retries take over
+        raise InputError(f"the store {uri} cannot be used: {err} (a damaged file, or a read-only file or folder); "
+                         "nothing was written") from None
+
+
 def client_for(tracking_uri: str | None = None) -> tuple[str, Any]:
-    """``(uri, MlflowClient)`` for ``tracking_uri`` (default: :func:`default_tracking_uri`), checked reachable."""
+    """``(uri, MlflowClient)`` for ``tracking_uri`` (default: :func:`default_tracking_uri`), checked usable
+    (:func:`check_store`)."""
     import mlflow
 
     uri = tracking_uri or default_tracking_uri()
-    check_reachable(uri)
+    check_store(uri)
     return uri, mlflow.MlflowClient(uri)
 
 
@@ -124,33 +162,6 @@ def local_path(uri: str | None) -> Path | None:
 
 
 # --- concurrent local stores -------------------------------------------------------------------------------------
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI (None for other stores)."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri.removeprefix("sqlite:///"))
-
-
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``<db>.lock`` for a local sqlite store (no-op otherwise).
-
-    Several processes creating one fresh store at once race in MLflow's schema migration; under this lock the
-    first creates it and the others find it ready.
-    """
-    path = sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def enable_wal(uri: str) -> None:
     """Switch a local sqlite store to write-ahead logging (persistent in the file): readers then never block the
     writer, so concurrent runs wait much less for ``database is locked``."""
@@ -191,6 +202,7 @@ def experiment_id_for(client: Any, name: str, artifact_root: str | None) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    check_name("experiment name", name)  # its artifact folder is <artifact_root>/<name>: never a path out of it
     location = Path(artifact_root, name).as_uri() if artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
@@ -226,16 +238,16 @@ def find_run(client: Any, uri: str, run_id: str, kinds: tuple[str, ...] | None =
 
 
 # --- ending runs -------------------------------------------------------------------------------------------------
-class RunInterrupted(SystemExit):
-    """A run was stopped by Ctrl-C (exit code 130) or SIGTERM (143) and marked KILLED.
+class RunInterrupted(StopRequested):
+    """A training run was stopped by Ctrl-C (exit code 130) or SIGTERM (143) and marked KILLED.
 
-    A :class:`SystemExit`, so that an uncaught one ends the process with that code and no traceback, and
-    ``except Exception`` blocks do not swallow it.
+    A :class:`~latentdream.stopping.StopRequested` (a :class:`SystemExit`), so that an uncaught one ends the process
+    with that code and no traceback, and ``except Exception`` blocks do not swallow it.
     """
 
     def __init__(self, signum: int, run_id: str, checkpoint: Path | None) -> None:
-        super().__init__(128 + int(signum))
-        self.signum, self.run_id, self.checkpoint = int(signum), run_id, checkpoint
+        super().__init__(signum)
+        self.run_id, self.checkpoint = run_id, checkpoint
         where = f"; last checkpoint {checkpoint}" if checkpoint else "; no epoch was completed"
         self.message = (f"run {run_id} interrupted by {signal.Signals(signum).name} and marked KILLED{where}; "
                         f"continue it with resume={run_id}")
@@ -245,13 +257,25 @@ class RunInterrupted(SystemExit):
 
 
 def failure_reason(err: BaseException) -> str:
-    """The ``failure_reason`` tag of a run that ``err`` ended: ``"<Type>: <message>"``, at most 5,000 characters."""
+    """The ``failure_reason`` tag of a run that ``err`` ended: ``"<Type>: <message>"``, at most 5,000 characters; a
+    full disk anywhere in ``err``'s chain is named as such (``DiskFullError: the disk holding <folder> is full…``)."""
+    err = disk_full(err) or err
     return f"{type(err).__name__}: {err}"[:5000]
+
+
+def _recorded(err: BaseException, record: Callable[[], Any]) -> None:
+    """Record how a run ended; when the store cannot take it (it may sit on the disk that just filled up), note
+    that on ``err`` (the command line then says how to end the run later) instead of raising a second error."""
+    try:
+        record()
+    except Exception as store_err:  # noqa: BLE001 - the original error is the one to report
+        err.latentdream_unrecorded = failure_reason(store_err).splitlines()[0]
 
 
 @contextlib.contextmanager
 def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> Iterator[None]:
-    """End run ``run_id`` when the block exits: FINISHED; KILLED after Ctrl-C or :class:`RunInterrupted`; FAILED,
+    """End run ``run_id`` when the block exits: FINISHED; KILLED after Ctrl-C or a signal's
+    :class:`~latentdream.stopping.StopRequested` (also :class:`RunInterrupted`); FAILED,
     with the tag ``failure_reason``, after any other error (which is re-raised).
 
     :param end: ``end(status)`` ends the run (default ``client.set_terminated``; the launcher passes
@@ -260,61 +284,44 @@ def ended(client: Any, run_id: str, end: Callable[[str], Any] | None = None) -> 
     end = end or (lambda status: client.set_terminated(run_id, status))
     try:
         yield
-    except (KeyboardInterrupt, RunInterrupted):
-        with_retries(end, "KILLED")
+    except (KeyboardInterrupt, StopRequested) as err:
+        _recorded(err, lambda: with_retries(end, "KILLED"))
+        err.latentdream_run_id = run_id  # the command line names the KILLED run
         raise
     except BaseException as err:
-        with_retries(client.set_tag, run_id, tracking.TAG_FAILURE, failure_reason(err))
-        with contextlib.suppress(Exception):  # the traceback is a courtesy; the reason tag is the record
-            client.log_text(run_id, "".join(traceback.format_exception(err)), tracking.FAILURE_TRACEBACK)
-        with_retries(end, "FAILED")
+        def record() -> None:
+            with_retries(client.set_tag, run_id, tracking.TAG_FAILURE, failure_reason(err))
+            with contextlib.suppress(Exception):  # the traceback is a courtesy; the reason tag is the record
+                client.log_text(run_id, "".join(traceback.format_exception(err)), tracking.FAILURE_TRACEBACK)
+            with_retries(end, "FAILED")
+
+        _recorded(err, record)
         err.latentdream_run_id = run_id  # the command line reports it as one line: the run holds the details
         raise
     with_retries(end, "FINISHED")
 
 
-# --- live runs ---------------------------------------------------------------------------------------------------
-class RunLock:
-    """An exclusive ``flock`` on ``<checkpoint_dir>/<run id>.lock`` (beside the run's checkpoint folder, so that
-    Lightning finds that folder as it left it), held by the process that trains the run.
+def end_stuck_run(client: Any, uri: str, run_id: str, checkpoint_root: Path | None = None) -> None:
+    """Mark KILLED a run that a crash left RUNNING (SIGKILL, power loss, a store on a full disk that could not take
+    the run's end), with the tag ``ended_by``; it stays resumable.
 
-    The kernel releases it the instant that process dies — also by SIGKILL or power loss — so a lock that cannot be
-    taken means a live run (on this machine, or on another one sharing the checkpoint folder), and a dead run can be
-    resumed at once. The file names the holder (pid and host) for the message.
+    :param checkpoint_root: where the run's lock lives (default: its recorded ``tracking.checkpoint_dir``, else
+        ``./checkpoints``).
+    :raises InputError: unknown run, a run that is not RUNNING, or one whose lock is held — still training.
     """
-
-    def __init__(self, checkpoint_root: Path, run_id: str) -> None:
-        self.path = Path(checkpoint_root) / f"{run_id}.lock"
-        self._handle = None
-
-    def acquire(self) -> bool:
-        """Take the lock without waiting; False if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        self._handle = handle
-        return True
-
-    def holder(self) -> str:
-        """Who holds the lock, as its holder wrote it (``pid 123 on host``)."""
-        try:
-            return self.path.read_text().strip() or "another process"
-        except OSError:
-            return "another process"
-
-    def release(self) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+    run = find_run(client, uri, run_id)
+    if run.info.status != "RUNNING":
+        raise InputError(f"run {run_id} is {run.info.status}, not RUNNING: it has ended already")
+    recorded = run.data.tags.get("tracking.checkpoint_dir") or run.data.params.get("tracking.checkpoint_dir")
+    root = Path(checkpoint_root or (recorded if recorded not in (None, "None") else Path.cwd() / "checkpoints"))
+    lock = RunLock(root, run_id)
+    if lock.path.exists() and not lock.acquire():
+        raise InputError(f"run {run_id} is still training ({lock.holder()}); stop that process first")
+    try:
+        with_retries(client.set_tag, run_id, tracking.TAG_ENDED_BY, "latentdream end (left RUNNING by a crash)")
+        with_retries(client.set_terminated, run_id, "KILLED")
+    finally:
+        lock.release()
 
 
 # --- resuming runs -----------------------------------------------------------------------------------------------
@@ -366,22 +373,19 @@ def compare_params(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[dict
     return changed, added
 
 
+def unfinished_runs(client: Any, experiment_id: str) -> list[Any]:
+    """The experiment's training runs that are not FINISHED, newest first (a sweep's parent or a dream's child run
+    never is one): the candidates of ``resume=last``."""
+    runs = client.search_runs([experiment_id], filter_string="attributes.status != 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    return [r for r in runs if r.data.tags.get(tracking.TAG_KIND) in tracking.TRAINED_KINDS]
+
+
 def find_run_to_resume(client: Any, experiment_id: str, resume: str, checkpoint_root: Path) -> tuple[Any, RunLock]:
-    """The run named by ``resume`` and its lock, taken: a run id, or ``last`` = the newest training run of the
-    experiment that is not FINISHED and not still training (a sweep's parent or a dream's child run never is one).
+    """The run named by the run id ``resume`` and its lock, taken.
 
     :raises InputError: no such run, a run of another experiment or kind, a FINISHED run, or a run still training.
     """
-    if resume == "last":
-        runs = client.search_runs([experiment_id], filter_string="attributes.status != 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=1000)
-        runs = [r for r in runs if r.data.tags.get(tracking.TAG_KIND) in tracking.TRAINED_KINDS]
-        for run in runs:
-            lock = RunLock(checkpoint_root, run.info.run_id)
-            if lock.acquire():
-                return run, lock
-        live = f" ({len(runs)} still training)" if runs else ""
-        raise InputError(f"resume=last: this experiment has no killed, failed or unfinished run to resume{live}")
     from mlflow.exceptions import MlflowException
 
     try:
@@ -411,9 +415,32 @@ def plan_resume(client: Any, experiment_id: str, resume: str, config: Mapping[st
                 checkpoint_root: Path) -> ResumePlan:
     """Check everything about a resumption before anything is written (all problems are :class:`InputError`).
 
+    ``resume=last`` takes the newest unfinished run that is not still training *and can be resumed*: a run whose
+    config differs or whose checkpoint is missing (a disk that filled up before ``last.ckpt`` was written) is passed
+    over, so it never blocks the older runs.
+
     :param config: the new flattened config, compared with the one the run recorded (its params and config tags).
     """
-    run, lock = find_run_to_resume(client, experiment_id, resume, checkpoint_root)
+    if resume != "last":
+        return _plan(client, *find_run_to_resume(client, experiment_id, resume, checkpoint_root), resume, config,
+                     checkpoint_root)
+    runs, skipped = unfinished_runs(client, experiment_id), []
+    for run in runs:
+        lock = RunLock(checkpoint_root, run.info.run_id)
+        if not lock.acquire():
+            skipped.append(f"{run.info.run_id} is still training")
+            continue
+        try:
+            return _plan(client, run, lock, resume, config, checkpoint_root)
+        except InputError as err:  # not resumable: the next older one may be
+            skipped.append(f"{run.info.run_id}: {err}")
+    why = f" ({len(skipped)} passed over; the newest: {skipped[0]})" if skipped else ""
+    raise InputError(f"resume=last: this experiment has no killed, failed or unfinished run to resume{why}")
+
+
+def _plan(client: Any, run: Any, lock: RunLock, resume: str, config: Mapping[str, str],
+          checkpoint_root: Path) -> ResumePlan:
+    """The plan for ``run``, whose lock is held (and released again when the run cannot be resumed)."""
     try:
         run_id = run.info.run_id
         from experiments.run.config import recorded_config  # the schema imports Lightning: only when resuming

@@ -43,6 +43,7 @@ from experiments.run.build import build_callbacks, build_datamodule, build_modul
 from experiments.run.config import flatten, split_params, to_yaml
 from experiments.run.guards import RunGuard
 from experiments.run.store import RunInterrupted, with_retries
+from latentdream import stopping
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -221,31 +222,20 @@ def _guard(cfg: DictConfig) -> RunGuard:
     return RunGuard(inject_nan_at_step=cfg.trainer.inject_nan_at_step, sleep_per_batch=cfg.trainer.sleep_per_batch or 0.0)
 
 
-class _Terminated(BaseException):
-    """SIGTERM outside Lightning's loops (which handle it themselves), e.g. while the model is being logged."""
-
-
 @contextmanager
-def _signals_restored(guard: RunGuard) -> Iterator[None]:
-    """Turn SIGTERM into an exception for the run's whole lifetime and restore SIGINT/SIGTERM handlers after
-    (Lightning ignores SIGINT for good after a Ctrl-C; a caller training several runs needs it back)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        # Inside fit/test, Lightning's own handler (which calls this one too) stops at the end of the batch.
-        if not guard.in_loop:
-            raise _Terminated()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+def _signals_handled() -> Iterator[None]:
+    """For the run's whole lifetime a SIGTERM requests a stop (:mod:`latentdream.stopping`): Lightning's loops (whose
+    handler calls ours too) stop at the end of the batch, the analyses between their units of work, the phases after
+    fit between phases. SIGINT's handler is restored after (Lightning ignores SIGINT for good after a Ctrl-C; a caller
+    training several runs needs it back)."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = signal.getsignal(signal.SIGINT) if main else None
     try:
-        yield
+        with stopping.handle_signals(), stopping.deferred():
+            yield
     finally:
-        for sig, handler in saved.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+        if saved is not None:
+            signal.signal(signal.SIGINT, saved)
 
 
 def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) -> TrainResult:
@@ -333,7 +323,7 @@ def _open_run(cfg: DictConfig, command: str | None, tags: Mapping[str, str] | No
     :raises InputError: an unreachable server, an unwritable folder, an impossible resume — before any run starts.
     """
     uri = cfg.tracking.tracking_uri or store.default_tracking_uri()
-    store.check_reachable(uri)  # an unreachable server fails in seconds, before anything else
+    store.check_store(uri)  # an unreachable server, a damaged or read-only store: one line, before anything else
     artifact_root = cfg.tracking.artifact_root or store.default_artifact_root(uri)
     experiment_name = cfg.tracking.experiment_name or cfg.name
     checkpoint_root = Path(cfg.tracking.checkpoint_dir or Path.cwd() / "checkpoints")
@@ -388,7 +378,7 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
     """Fit, test and log into the started run; it ends FINISHED, FAILED or KILLED (see :func:`store.ended`)."""
     run_id, plan, checkpoint_dir = opened.run_id, opened.plan, opened.checkpoint_dir
     guard = _guard(cfg)
-    with _signals_restored(guard), store.ended(opened.client, run_id, end=mlflow.end_run):
+    with _signals_handled(), store.ended(opened.client, run_id, end=mlflow.end_run):
         try:
             if plan is not None:
                 store.start_resumed(opened.client, plan)
@@ -407,17 +397,20 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
                             weights_only=True)
             if trainer.interrupted:
                 raise KeyboardInterrupt()  # an interrupt Lightning swallowed: treat like Ctrl-C
+            stopping.check_stop()  # between phases: fit, test, the checkpoint, the weights, the model
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             best = checkpoint.best_model_path
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+            stopping.check_stop()
             if best:
                 with_retries(mlflow.log_artifact, best, tracking.CHECKPOINT_DIR)
             with_retries(_log_weights, module.network)
+            stopping.check_stop()
             if cfg.tracking.log_model:
                 with_retries(_log_model, module.network, datamodule)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
         except BaseException as err:  # noqa: BLE001 - an interrupt ends the run KILLED, with its exit code
-            signum = signal.SIGTERM if isinstance(err, _Terminated) else guards.interrupt_signal(err, guard)
+            signum = guards.interrupt_signal(err, guard)
             if signum is None:
                 raise
             last = checkpoint_dir / store.LAST_CHECKPOINT

@@ -11,6 +11,7 @@ Pure: no MLflow, no Lightning; what the values mean is checked later, by loading
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,9 +74,22 @@ class Grid:
         """The swept keys (grid axes), without the seed."""
         return list(self.axes)
 
+    @property
+    def size(self) -> int:
+        """The number of grid points (the product of the axes' lengths), computed without listing them."""
+        return math.prod(len(values) for values in self.axes.values())
+
     def points(self) -> list[dict[str, str]]:
         """Every grid point (key → value), the first key varying slowest; one empty point if nothing is swept."""
         return [dict(zip(self.axes, combo)) for combo in itertools.product(*self.axes.values())]
+
+    def point(self, index: int) -> dict[str, str]:
+        """``points()[index]`` without listing the others (a random draw from a huge grid)."""
+        out = {}
+        for key, values in reversed(self.axes.items()):
+            index, digit = divmod(index, len(values))
+            out[key] = values[digit]
+        return dict(reversed(out.items()))
 
     def spec(self) -> dict:
         """A JSON-able record of the sweep (what ``--resume`` must find unchanged)."""
@@ -118,6 +132,30 @@ def parse_grid(items: Sequence[str]) -> Grid:
             fixed.pop(key, None)  # a later plain override wins, as for `latentdream train`
             fixed[key] = values[0]
     return Grid(axes, [f"{k}={v}" for k, v in fixed.items()], seeds)
+
+
+MAX_RUNS = 1000
+"""The most runs a sweep trains unless ``--max-runs`` raises it: a typo such as ``optim.lr=1,2,...`` pasted over
+a million points must say so at once, not check a million configs first."""
+
+
+def check_size(grid: Grid, random: int | None = None, max_runs: int = MAX_RUNS) -> int:
+    """The number of runs the sweep would train — grid points (or ``random`` of them) × seeds — computed without
+    listing the points.
+
+    :raises InputError: more than ``max_runs`` runs (one line naming the count and the flag that raises the limit).
+    """
+    if max_runs < 1:
+        raise InputError(f"--max-runs {max_runs} is not allowed; it must be >= 1")
+    points = grid.size if random is None else min(random, grid.size)
+    runs = points * max(1, len(grid.seeds))
+    if runs > max_runs:
+        axes = " × ".join(str(len(v)) for v in grid.axes.values()) or "1"
+        seeds = f" × {len(grid.seeds)} seeds" if grid.seeds else ""
+        raise InputError(f"the sweep would train {runs:,} runs ({axes} grid points{seeds}{' drawn' if random else ''}); "
+                         f"at most {max_runs:,}: narrow the grid, draw some with --random K, or raise the limit with "
+                         f"--max-runs {runs}")
+    return runs
 
 
 def random_points(n_points: int, k: int, seed: int) -> list[int]:

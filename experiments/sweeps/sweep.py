@@ -39,7 +39,7 @@ from analysis.plots import sweep as plots
 from experiments.commands import registry
 from experiments.run import store
 from experiments.mlflow_ui import views
-from experiments.run.config import load_experiment, recorded_config
+from experiments.run.config import GridChecker, load_experiment, recorded_config
 from experiments.sweeps import search as searching
 from experiments.sweeps.executor import RayCluster, is_local_store
 from experiments.sweeps.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
@@ -89,9 +89,7 @@ class SweepFailed(RuntimeError):
 def plan(grid: Grid, random: int | None = None, random_seed: int = 0) -> list[PlannedRun]:
     """The sweep's runs, point-major and seed-minor: every grid point, or ``random`` of them drawn with
     ``random_seed``, once per seed."""
-    points = grid.points()
-    if random is not None:
-        points = [points[i] for i in random_points(len(points), random, random_seed)]
+    points = grid.points() if random is None else [grid.point(i) for i in random_points(grid.size, random, random_seed)]
     seeds = grid.seeds or [None]
     return [PlannedRun(i * len(seeds) + j, point, seed)
             for i, point in enumerate(points) for j, seed in enumerate(seeds)]
@@ -118,10 +116,10 @@ def check_configs(experiment: str, grid: Grid, runs: Sequence[PlannedRun]) -> tu
     from experiments.run.train import check_trainer
 
     checked, cfgs = [], []
+    checker = GridChecker(experiment, (*grid.keys, SEED_KEY), check_trainer)  # once per distinct projection
     for run in runs:
         try:
-            cfg = load_experiment(experiment, run.overrides(grid))
-            check_trainer(cfg)
+            cfg = checker.load(run.overrides(grid))
         except InputError as err:
             raise InputError(f"sweep run {run.name}: {err}") from None
         checked.append(replace(run, config_seed=str(cfg.trainer.seed)))
@@ -299,7 +297,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
         raise InputError("--register needs the runs' models: drop tracking.log_model=false")
 
     uri = base.tracking.tracking_uri or store.default_tracking_uri()
-    store.check_reachable(uri)
+    store.check_store(uri)
     checkpoint_root = Path(base.tracking.checkpoint_dir or Path.cwd() / "checkpoints").resolve()
     store.check_writable(checkpoint_root, "tracking.checkpoint_dir")
     experiment_name = base.tracking.experiment_name or base.name

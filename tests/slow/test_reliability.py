@@ -77,7 +77,8 @@ def test_sigkill_then_resume_continues_the_same_run_like_an_uninterrupted_one(st
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     run_id = _wait_for_epoch_metrics(store, proc, epoch=0)
     # while it trains, neither resume=last nor resume=<its id> may take it over
-    for resume, message in (("last", "no killed, failed or unfinished run to resume (1 still training)"),
+    for resume, message in (("last", f"no killed, failed or unfinished run to resume (1 passed over; the newest: {run_id} is still "
+                                      "training)"),
                             (run_id, f"resume={run_id}: the run is still training (pid {proc.pid} on")):
         argv = ["train", "cnn_mnist_bundled", *FAST, *store["overrides"], "trainer.max_epochs=3", f"resume={resume}"]
         assert main(argv) == 2

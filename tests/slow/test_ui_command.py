@@ -57,6 +57,29 @@ def test_a_stop_signal_leaves_no_server_behind(tmp_path, signum):
     assert views.VIEW_TAG in tags
 
 
+def test_a_sigkilled_ui_leaves_no_server_behind(tmp_path):
+    """SIGKILL cannot be handled by ``latentdream ui``: its watchdog sees the pipe close and stops the group."""
+    _store_with_a_run(tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    with open(tmp_path / "ui.out", "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.commands.cli", "ui", "--port", str(port),
+                                 "--workers", "1"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/health", proc)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2, "the watchdog and mlflow server run as child processes"
+        proc.kill()
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _publish_many(uri: str, experiment_id: str, times: int) -> None:
     client = mlflow.MlflowClient(uri)
     for i in range(times):

@@ -56,3 +56,37 @@ def test_best_run_by_min_or_max_skips_missing_and_nan():
         best_run(runs, "test/acc", "min")
     with pytest.raises(InputError, match="allowed: min, max"):
         best_run(runs, "val/loss", "lowest")
+
+
+@pytest.fixture(scope="module")
+def registry_store(tmp_path_factory):
+    """A real sqlite store with one training run (no model needed: the checks come before any lookup)."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("registry")
+    client = mlflow.MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    return path, client, client.create_run(client.create_experiment("e"), tags={"kind": "classifier"})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", "digits", "--alias", "v1"], "reserved by MLflow"),
+    (["--name", "digits", "--alias", "V12"], "reserved by MLflow"),
+    (["--name", "digits", "--alias", "Latest"], "reserved by MLflow"),
+    (["--name", "digits", "--alias", "a/b"], "use letters, digits"),
+    (["--name", "digits", "--alias", ""], "use letters, digits"),
+    (["--name", "../../x"], "must not be a path"),
+    (["--name", "a\\b"], "must not be a path"),
+    (["--name", "a:b"], "carries ':'"),
+])
+def test_register_validates_name_and_alias_first_and_leaves_nothing_behind(registry_store, monkeypatch, capsys,
+                                                                            args, message):
+    from experiments.commands.cli import main
+
+    path, client, run = registry_store
+    monkeypatch.chdir(path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+    assert main(["register", run.info.run_id, *args]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line, line
+    assert client.search_registered_models() == []  # no registered model, no (deleted) version
+    assert "registered_model" not in client.get_run(run.info.run_id).data.tags
