@@ -83,8 +83,12 @@ class RayCluster:
 
         if ray.is_initialized():
             ray.shutdown()
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
+        # The children's own lines stay in Ray's session logs: forwarded, they interleave with the sweep's progress
+        # lines in colour codes; the sweep reports each child's outcome itself.
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False,
                                   "configure_logging": True}
+        # a local instance keeps Ray's token authentication on; its notice that it did so is no news to a user
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             if self.address:
                 ray.init(address=self.address, **kwargs)
