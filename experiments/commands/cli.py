@@ -1,4 +1,6 @@
-"""The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
+"""Train the blog posts' networks, analyse what they learned and record every run in MLflow.
+
+The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
 ``register``, ``ui``, ``demo``.
 
 Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
@@ -13,6 +15,9 @@ import sys
 
 from analysis import tracking
 from experiments.run.reporting import quiet_libraries, reported
+
+# what --help opens with: the docstring's first sentence, plain text (the docstring goes on in reStructuredText)
+DESCRIPTION = __doc__.split("\n\n", 1)[0].replace("\n", " ")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -101,7 +106,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="latentdream", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one experiment into a new MLflow run")
