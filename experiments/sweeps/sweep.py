@@ -42,6 +42,7 @@ import pandas as pd
 from analysis import sweep_stats, tracking
 from analysis.plots import sweep as plots
 from experiments.commands import registry
+from experiments.reports import publish as reports
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import load_experiment, recorded_config
@@ -444,6 +445,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
             _train_children(context, client, parent, jobs, planned, grid, experiment, command, parallel)
             if register:
                 _register_best(client, uri, parent, register, alias, metric, mode)
+        reports.try_publish_report(client, parent_id)  # report.html of the sweep: its summary and figures
     finally:
         lock.release()
         views.try_publish_view(client, experiment_id)  # the children's curves and images in the UI's chart view

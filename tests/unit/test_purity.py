@@ -10,6 +10,7 @@ PURE = [
     "analysis.settings", "analysis.eval_mode", "analysis.latent_stats", "analysis.encode", "analysis.oip",
     "analysis.dream", "analysis.plots.latent", "analysis.plots.images", "analysis.plots.oip", "analysis.plots.dream",
     "analysis.plots.compare", "analysis.sweep_stats", "analysis.plots.sweep", "experiments.sweeps.grid",
+    "experiments.reports.page",
 ]
 
 
