@@ -13,6 +13,7 @@ MAX_COLUMNS = 12  # the MLflow UI draws an image card about 850 px wide at 1600 
 CELL_INCHES = 0.8  # at 110 dpi, 88 px a panel with its title: the PNG is drawn at about its own size in the UI
 TITLE_POINTS = 7.0  # about 10 px at 110 dpi: readable in the UI without zooming
 UNIFORM_SPREAD = 0.05  # a pattern spanning less than this fraction of the grid's pixel range is "uniform"
+SPECK_PCT = 2.0  # percent of pixels at either end a uniform field may differ in (a few specks on a flat field)
 
 
 def shared_range(patterns: np.ndarray, dead: np.ndarray, pct: float = 0.5) -> tuple[float, float]:
@@ -25,13 +26,14 @@ def shared_range(patterns: np.ndarray, dead: np.ndarray, pct: float = 0.5) -> tu
 
 
 def uniform_maps(patterns: np.ndarray, dead: np.ndarray, threshold: float = UNIFORM_SPREAD) -> np.ndarray:
-    """(M,) bool: live maps whose optimum is near-uniform — its pixel spread (max − min) is below ``threshold`` times
-    the grid's range (:func:`shared_range`). Stretched to its own min..max such a pattern becomes a solid block of
+    """(M,) bool: live maps whose optimum is near-uniform — its pixel spread (the 2nd to the 98th percentile, so a
+    few specks do not count) is below ``threshold`` times the grid's range (:func:`shared_range`). Stretched to its own min..max such a pattern becomes a solid block of
     colour that says nothing; the grid writes "uniform" on its panel instead."""
     patterns = np.asarray(patterns, dtype=np.float64)
     lo, hi = shared_range(patterns, dead)
-    spread = np.ptp(patterns.reshape(len(patterns), -1), axis=1) if patterns.size else np.zeros(0)
-    return (spread < threshold * (hi - lo)) & ~np.asarray(dead, bool)
+    flat = patterns.reshape(len(patterns), -1)
+    low, high = np.percentile(flat, [SPECK_PCT, 100 - SPECK_PCT], axis=1) if patterns.size else (np.zeros(0),) * 2
+    return (high - low < threshold * (hi - lo)) & ~np.asarray(dead, bool)
 
 
 def default_columns(n: int) -> int:
@@ -46,7 +48,7 @@ def oip_grid(result, *, ncols: int | None = None, cmap: str = "viridis", shared_
 
     Each pattern is stretched to its own min..max (viridis, as in the reference), or with ``shared_scale`` all are
     drawn on one scale (:func:`shared_range`, with a colour bar). A near-uniform optimum (:func:`uniform_maps`) reads
-    "uniform" on an empty panel instead of a stretched block of colour; dead maps read "dead" rather than showing
+    "uniform" and its value on an empty panel instead of a stretched block of colour; dead maps read "dead" rather than showing
     the meaningless noise their ascent left behind.
 
     :param result: an ``OIPResult`` with ``layer``, ``init``, ``maps`` (M,), ``patterns`` (M, H, W),
@@ -62,5 +64,6 @@ def oip_grid(result, *, ncols: int | None = None, cmap: str = "viridis", shared_
                 f"(spread < {UNIFORM_SPREAD:.0%} of the grid's range)")
     return image_grid(result.patterns, titles, cmap=cmap, ncols=ncols, blank=list(result.dead), suptitle=suptitle,
                       value_range=shared_range(result.patterns, result.dead) if shared_scale else None,
-                      notes=["uniform" if u else None for u in uniform], cell_inches=CELL_INCHES,
+                      notes=[f"uniform\n{np.median(p):.2f}" if u else None for u, p in zip(uniform, result.patterns)],
+                      cell_inches=CELL_INCHES,
                       title_size=TITLE_POINTS)

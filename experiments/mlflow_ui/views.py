@@ -29,6 +29,7 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from experiments.run import store
 
@@ -280,3 +281,11 @@ def run_url(base_url: str, experiment_id: str, run_id: str, tab: str = "model-me
     """A run's page, by default on its Model metrics tab (its curves and stepped images); ``tab="artifacts"`` or
     ``"artifacts/<path>"`` opens its files."""
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{tab}?{ML}"
+
+
+def compare_url(base_url: str, experiment_id: str, run_ids: Iterable[str]) -> str:
+    """MLflow's Compare page for ``run_ids`` (a parallel-coordinates plot of params and the first stored metric,
+    ``val/loss`` for latentdream's runs, then tables of params, metrics and tags)."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")))
+    experiments = quote(json.dumps([experiment_id], separators=(",", ":")))
+    return f"{base_url.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}&{ML}"

@@ -176,7 +176,7 @@ def test_grid_on_a_shared_scale(small_cnn):
                                                                res.patterns[2]])})
     panels = [ax for ax in oip_grid(flat).axes if ax.get_title()]
     # a flat pattern is not stretched into a block of colour: its panel says "uniform"
-    assert not panels[1].images and [t.get_text() for t in panels[1].texts] == ["uniform"]
+    assert not panels[1].images and [t.get_text() for t in panels[1].texts] == ["uniform\n0.50"]
     assert panels[0].images[0].get_clim() == (flat.patterns[0].min(), flat.patterns[0].max())  # own min..max
     fig = oip_grid(flat, shared_scale=True)
     shared = {ax.images[0].get_clim() for ax in fig.axes if ax.images and ax.get_title()}
@@ -186,10 +186,12 @@ def test_grid_on_a_shared_scale(small_cnn):
 
 def test_uniform_maps_are_those_spanning_under_five_percent_of_the_grid_range():
     ramp = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)  # spread 1: the grid's range ~0.99
-    patterns = np.stack([ramp, 0.5 + 0.04 * ramp, 0.5 + 0.06 * ramp, np.zeros((28, 28), np.float32)])
-    dead = np.array([False, False, False, True])
+    specks = np.full((28, 28), 0.3, np.float32)
+    specks[0, :5] = 1.0  # five bright pixels on a flat field: still uniform
+    patterns = np.stack([ramp, 0.5 + 0.04 * ramp, 0.5 + 0.06 * ramp, np.zeros((28, 28), np.float32), specks])
+    dead = np.array([False, False, False, True, False])
     # 0.04 < 5 % of ~0.99 (uniform), 0.06 is not; a dead map is "dead", never "uniform"
-    assert uniform_maps(patterns, dead).tolist() == [False, True, False, False]
+    assert uniform_maps(patterns, dead).tolist() == [False, True, False, False, True]
 
 
 def test_default_columns_keep_panels_wide_enough_for_the_ui():

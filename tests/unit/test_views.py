@@ -148,3 +148,21 @@ def test_links_open_the_model_training_ui():
     assert views.run_url(base, "3", "abc") == ("http://127.0.0.1:5000/#/experiments/3/runs/abc/model-metrics"
                                                "?workflowType=machine_learning")
     assert "/runs/abc/artifacts/compare/x.png?workflowType" in views.run_url(base, "3", "abc", "artifacts/compare/x.png")
+
+
+def test_training_curves_get_fitted_axes_and_the_learning_rate_a_log_axis():
+    state = views.view_state({"train/lr": True, "val/loss": True, "oip/conv1/dead_maps": True}, {},
+                             {"train/lr": [0.002, 0.002], "val/loss": [0.5, 0.1, 0.04]})
+    cards = {c["metricKey"]: c for c in state["compareRunCharts"]}
+    lr, loss = cards["train/lr"], cards["val/loss"]
+    assert lr["scaleType"] == "log" and loss["scaleType"] == "linear"
+    # a constant lr of 0.002: log10 = -2.699, ±0.05 decades (the UI's own ±1 would read 0.002 as 0)
+    assert abs(lr["range"]["yMin"] + 2.749) < 1e-3 and abs(lr["range"]["yMax"] + 2.649) < 1e-3, lr["range"]
+    assert abs(loss["range"]["yMin"] - (0.04 - 0.023)) < 1e-9 and abs(loss["range"]["yMax"] - (0.5 + 0.023)) < 1e-9
+    assert cards["oip/conv1/dead_maps"]["range"] == {}  # not fitted: the UI's autorange
+
+
+def test_fitted_range_ignores_what_it_cannot_draw():
+    assert views.fitted_range([]) == {} and views.fitted_range([float("nan")]) == {}
+    assert views.fitted_range([0.0, -1.0], log=True) == {}  # nothing positive on a log axis
+    assert views.fitted_range([2.0, 2.0]) == {"yMin": 1.8, "yMax": 2.2}
