@@ -217,7 +217,8 @@ def experiment_keys(client: Any, experiment_id: str) -> tuple[dict[str, bool], d
             per_run.setdefault(key, []).append(steps)
     values: dict[str, list[float]] = {}
     for run in runs[:MAX_FIT_RUNS]:
-        for key in (k for k in FITTED if k in run.data.metrics):
+        logged = {m.key for m in getattr(run.data, "_metric_objs", [])}
+        for key in (k for k in FITTED if k in logged):
             values.setdefault(key, []).extend(m.value for m in client.get_metric_history(run.info.run_id, key))
     return metrics, {key: start_step(steps) for key, steps in per_run.items()}, values
 

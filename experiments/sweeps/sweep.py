@@ -435,11 +435,9 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int = 1, rando
     if not lock.acquire():
         raise InputError(f"sweep {parent_id} is still running ({lock.holder()}); stop it first, or wait")
     try:
+        jobs = _resume_jobs(client, parent, planned) if parent is not None else [_Job(run, None) for run in planned]
         if parent is not None:
-            jobs = _resume_jobs(client, parent, planned)
             _restart_parent(client, parent)
-        else:
-            jobs = [_Job(run, None) for run in planned]
         parent = with_retries(client.get_run, parent_id)
         with store.ended(client, parent_id), _interrupts_stop(parent_id):
             _train_children(context, client, parent, jobs, planned, grid, experiment, command, parallel)

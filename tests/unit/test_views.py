@@ -82,7 +82,8 @@ def test_image_steps_parse_mlflow_file_names_and_the_start_step():
 
 
 class FakeClient:
-    """search_runs / list_artifacts / get_experiment / set_experiment_tag over two runs in memory."""
+    """search_runs / list_artifacts / get_experiment / get_metric_history / set_experiment_tag over two runs in
+    memory."""
 
     def __init__(self, fail_first: int = 0):
         self.tags, self.writes, self.fail_first = {}, 0, fail_first
@@ -104,6 +105,9 @@ class FakeClient:
     def get_experiment(self, experiment_id):
         return SimpleNamespace(tags=dict(self.tags))
 
+    def get_metric_history(self, run_id, key):
+        return [SimpleNamespace(value=0.5 if run_id == "a" else 0.25, step=0)]
+
     def set_experiment_tag(self, experiment_id, key, value):
         if self.fail_first:
             self.fail_first -= 1
@@ -119,6 +123,8 @@ def test_publish_view_reads_the_keys_and_is_idempotent():
     cards = {c.get("metricKey") or c["imageKeys"][0]: c for c in envelope["state"]["compareRunCharts"]}
     assert cards["val/loss"]["type"] == "LINE" and cards["test/loss"]["type"] == "BAR"
     assert cards["oip/conv1_random"]["step"] == 1
+    # val/loss's axis fits both runs' histories (0.25 and 0.5, 5 % margins)
+    assert cards["val/loss"]["range"] == {"yMin": 0.25 - 0.0125, "yMax": 0.5 + 0.0125}
     views.publish_view(client, "1")
     assert client.writes == 1  # nothing changed: nothing written
     client.runs[1].data._metric_objs.append(SimpleNamespace(key="val/acc", step=2))
