@@ -58,10 +58,10 @@ def oip_grid(result, *, ncols: int | None = None, cmap: str = "viridis", shared_
     ncols = ncols or default_columns(len(result.maps))
     titles = [f"{int(m)}: {a:.2f}" for m, a in zip(result.maps, result.activation)]
     uniform = uniform_maps(result.patterns, result.dead)
-    scale = "one colour scale for all panels" if shared_scale else "each panel stretched to its own min..max"
-    suptitle = (f"OIPs of {result.layer} (init {result.init}); over each panel: map: post-ReLU mean activation\n"
-                f"{scale}; {int(np.sum(result.dead))} of {len(result.maps)} maps dead, {int(uniform.sum())} uniform "
-                f"(spread < {UNIFORM_SPREAD:.0%} of the grid's range)")
+    scale = "one colour scale for all panels" if shared_scale else "each panel on its own min..max"
+    suptitle = (f"OIPs of {result.layer} (init {result.init}); {scale}\nover each panel: map: post-ReLU mean "
+                f"activation on its OIP\n{int(np.sum(result.dead))} of {len(result.maps)} maps dead, "
+                f"{int(uniform.sum())} uniform (spread < {UNIFORM_SPREAD:.0%} of the grid's range)")
     return image_grid(result.patterns, titles, cmap=cmap, ncols=ncols, blank=list(result.dead), suptitle=suptitle,
                       value_range=shared_range(result.patterns, result.dead) if shared_scale else None,
                       notes=[f"uniform\n{np.median(p):.2f}" if u else None for u, p in zip(uniform, result.patterns)],
