@@ -325,7 +325,9 @@ function interact(a,draw,reset,hover){a.c.addEventListener('wheel',function(e){e
     hover(e.clientX-r.left,e.clientY-r.top);});a.c.addEventListener('dblclick',function(){reset();draw();});}
 if(D.hist){const H=D.hist,sel=document.getElementById('hsel'),a=axes(document.getElementById('hist')),tip=document.getElementById('htip');
   H.counts.forEach(function(_,i){const o=document.createElement('option');o.value=i;o.textContent=i;sel.appendChild(o);});
-  const E=H.edges;function reset(){const c=H.counts[sel.value];a.x0=E[0];a.x1=E[E.length-1];a.y0=0;a.y1=Math.max.apply(null,c)*1.05||1;}
+  const E=H.edges;function reset(){const c=H.counts[sel.value];let lo=c.findIndex(function(v){return v>0;}),hi=c.length-1;
+    while(hi>0&&c[hi]===0)hi--;if(lo<0){lo=0;hi=c.length-1;}const m=Math.max(1,Math.round((hi-lo+1)*0.1));
+    lo=Math.max(0,lo-m);hi=Math.min(c.length-1,hi+m);a.x0=E[lo];a.x1=E[hi+1];a.y0=0;a.y1=Math.max.apply(null,c)*1.05||1;}
   function draw(){frame(a);const g=a.ctx,c=H.counts[sel.value];g.fillStyle='#1f77b4';
     for(let i=0;i<c.length;i++){const x0=tx(a,E[i]),x1=tx(a,E[i+1]);if(x1<a.pad||x0>a.c.width)continue;g.fillRect(x0,ty(a,c[i]),Math.max(1,x1-x0-0.5),ty(a,0)-ty(a,c[i]));}}
   sel.onchange=function(){reset();draw();};reset();draw();

@@ -17,8 +17,9 @@ from experiments.reports.page import SKIPPED_FOLDERS, Interactive, RunFacts, bui
 
 log = logging.getLogger("latentdream")
 SHOWN = (".png", ".csv", ".json", ".yaml", ".txt")  # read into the report; other files are listed by name
-MAX_IMAGES_BYTES = 4_000_000  # the report stays under 5 MB: larger figure sets are downscaled to fit
-MAX_SCATTER = 1500  # latent vectors in the interactive scatter
+MAX_REPORT_BYTES = 5_000_000  # the whole page
+MAX_IMAGES_BYTES = 2_700_000  # PNG bytes (base64 makes them 4/3 larger): larger figure sets are downscaled to fit
+MAX_SCATTER = 400  # latent vectors in the interactive scatter (all their components: ~0.6 MB for z_dim 256)
 MAX_HISTORY_KEYS = 200
 
 
@@ -55,7 +56,7 @@ def _interactive(files: dict[str, bytes]) -> Interactive:
         files[tracking.LATENT_HISTOGRAMS] = b""
     if files.get(tracking.LATENT_Z_SAMPLE):
         z = np.load(io.BytesIO(files.pop(tracking.LATENT_Z_SAMPLE)))
-        scatter = {"z": np.round(z[:MAX_SCATTER], 4).tolist()}
+        scatter = {"z": np.round(z[:MAX_SCATTER], 3).tolist()}
         files[tracking.LATENT_Z_SAMPLE] = b""
     return Interactive(histograms=hist, scatter=scatter)
 
@@ -94,7 +95,10 @@ def publish_report(client: Any, run_id: str) -> int:
     bytes."""
     with tempfile.TemporaryDirectory() as tmp:
         files, interactive = run_files(client, run_id, Path(tmp))
-        page = build_report(run_facts(client, run_id), files, interactive).encode()
+        facts = run_facts(client, run_id)
+        page = build_report(facts, files, interactive).encode()
+        if len(page) > MAX_REPORT_BYTES:  # a very wide latent space: the scatter goes, the figures stay
+            page = build_report(facts, files, Interactive(histograms=interactive.histograms)).encode()
     tracking.RunWriter(client, run_id).text(tracking.REPORT, page.decode())
     return len(page)
 
