@@ -181,7 +181,10 @@ def test_a_run_page_shows_the_oip_image_stepping_over_epochs(site):
     # the run page captions each run's image with its params, which MLflow lets no server turn off, and centres it in
     # a square box: with four short params and a grid wider than tall, most of it shows at once, all of it on a
     # small scroll within the card (the experiment view, next test, shows it whole in an uncaptioned card)
-    _assert_image_shown(card, ratio=0.55)
+    # conv3's 128 maps make a square grid, so half of it shows at once in the run page's small default cards (sized
+    # by MLflow per browser), the rest on a scroll within the card; the chart view (next test) and the report show it
+    # whole and readable
+    _assert_image_shown(card, ratio=0.45)
     slider = card.locator('[role="slider"]')
     expect(slider).to_have_attribute("aria-valuemin", "0")
     expect(slider).to_have_attribute("aria-valuemax", "1")  # epochs 0 and 1
