@@ -295,7 +295,8 @@ function fit(pane,im){const r=pane.getBoundingClientRect(),s=Math.min(r.width/(i
   return {im:im,s:s,x:0,y:0};}
 function apply(v){v.im.style.transform='translate('+v.x+'px,'+v.y+'px) scale('+v.s+')';}
 function open(el){img.src=el.src;nm.textContent=el.alt;const e=el.dataset.examples;ex.hidden=!e;if(e){eximg.src=e;}
-  lb.hidden=false;setTimeout(function(){views=[fit(img.parentNode,img)];if(e)views.push(fit(ex,eximg));views.forEach(apply);},30);}
+  lb.hidden=false;const go=function(){views=[fit(img.parentNode,img)];if(e)views.push(fit(ex,eximg));views.forEach(apply);};
+  views=[];if(img.complete&&img.naturalWidth)requestAnimationFrame(go);else img.onload=go;}
 document.querySelectorAll('img.zoomable').forEach(function(el){el.addEventListener('click',function(){open(el);});});
 function zoom(f){views.forEach(function(v){v.s*=f;apply(v);});}
 document.getElementById('zin').onclick=function(){zoom(1.25);};document.getElementById('zout').onclick=function(){zoom(0.8);};
