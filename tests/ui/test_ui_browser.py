@@ -162,9 +162,8 @@ def _assert_image_shown(card, ratio: float = 1.0) -> None:
     expect(img).to_be_in_viewport(ratio=ratio)
     assert img.evaluate("e => e.complete && e.naturalWidth") > 0
     img.scroll_into_view_if_needed()  # MLflow centres an image in a square box inside the card's scroll area
-    # all of it, or as much as the window's height allows (a 128-map grid drawn readable is ~860 px tall)
-    visible = min(1.0, 0.9 * card.page.viewport_size["height"] / img.bounding_box()["height"])
-    expect(img).to_be_in_viewport(ratio=visible)
+    # at least as much as at first: a 128-map grid drawn readable is taller than the card's view, which scrolls
+    expect(img).to_be_in_viewport(ratio=ratio)
     box, frame = img.bounding_box(), card.bounding_box()
     assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
     assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"], (box, frame)
@@ -211,7 +210,7 @@ def test_the_experiment_view_has_curves_first_both_runs_and_captionless_images(s
     page.get_by_placeholder("Search metric charts").fill(IMAGE_KEY)
     images = _card(page, IMAGE_KEY)
     expect(images.locator("img.rc-image-img")).to_have_count(2)  # one per run
-    _assert_image_shown(images)
+    _assert_image_shown(images, ratio=0.6)  # drawn readable, conv3's grid is taller than the card: it scrolls
     assert "optim.lr=" not in images.inner_text()  # no params caption
     page.screenshot(path=str(site["shots"] / "experiment_oip_images.png"), animations="disabled")
     # readable: each panel >= 48 px on screen, its title >= 8 px (the figure's layout scaled to the drawn image)
