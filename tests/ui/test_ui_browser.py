@@ -166,7 +166,8 @@ def _assert_image_shown(card, ratio: float = 1.0) -> None:
     expect(img).to_be_in_viewport(ratio=ratio)
     box, frame = img.bounding_box(), card.bounding_box()
     assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
-    assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"], (box, frame)
+    # it starts inside the card; a grid taller than the card continues on the card's own scroll
+    assert frame["y"] <= box["y"] < frame["y"] + frame["height"], (box, frame)
 
 
 def test_a_run_page_shows_the_oip_image_stepping_over_epochs(site):
