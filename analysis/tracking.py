@@ -25,6 +25,14 @@ from latentdream.names import safe_segment
 TRAIN_LOSS, VAL_LOSS, TEST_LOSS = "train/loss", "val/loss", "test/loss"
 TRAIN_ACC, VAL_ACC, TEST_ACC = "train/acc", "val/acc", "test/acc"
 LEARNING_RATE = "train/lr"
+# what runs are compared by: stored first in every run (MLflow's Compare page and runs table take the first keys)
+HEADLINE_METRICS = (VAL_LOSS, VAL_ACC)
+
+
+def headline_first(key: str) -> int:
+    """Sort key putting :data:`HEADLINE_METRICS` first, in their order (a stable sort keeps the others')."""
+    return HEADLINE_METRICS.index(key) if key in HEADLINE_METRICS else len(HEADLINE_METRICS)
+
 
 
 # --- artifact paths ----------------------------------------------------------------------------------------------
@@ -236,6 +244,10 @@ TRAINED_KINDS = (KIND_AUTOENCODER, KIND_CLASSIFIER)  # runs that trained a netwo
 KIND_SWEEP = "sweep"  # a sweep's parent run; its children keep their own kind
 
 
+IMAGES_DIR = "images"  # MLflow's folder of stepped images (log_image with a key)
+TAG_LOGGED_IMAGES = "mlflow.loggedImages"  # MLflow's run tag: the run has stepped images
+THUMBNAIL_PX = 1200  # the long side of the image a UI card shows (MLflow's own log_image makes it 256 px)
+REPORT = "report.html"  # at a run's root: the self-contained report (experiments/reports)
 FIGURE_DPI = 110  # the resolution of logged figures ...
 MAX_FIGURE_PX = 2000  # ... unless that would make the long side larger than this: then the dpi shrinks
 
@@ -300,10 +312,28 @@ class RunWriter:
         figure.savefig(buf, format="png", dpi=figure_dpi(figure))
         self._log_bytes(artifact_path, buf.getvalue())
         if step_key is not None:
-            from PIL import Image
+            self.stepped_image(step_key, step or 0, buf.getvalue())
 
-            buf.seek(0)
-            self.client.log_image(self.run_id, Image.open(buf).convert("RGB"), key=step_key, step=step or 0)
+    def stepped_image(self, key: str, step: int, png: bytes) -> None:
+        """A PNG as the stepped image ``key`` at ``step``, as ``MlflowClient.log_image(key=, step=)`` stores it —
+        the full image and the WebP the UI's image cards show — but with that WebP at the image's own size (up to
+        :data:`THUMBNAIL_PX`) instead of MLflow's fixed 256 px, which makes a grid of small panels unreadable.
+
+        MLflow's UI finds the pair by name (``images/<key, / as ~>+step+<n>+timestamp+<ms>+<uuid>.png`` and the same
+        stem ``+compressed.webp``) and by the run tag :data:`TAG_LOGGED_IMAGES`."""
+        import uuid
+
+        from PIL import Image
+
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))  # keeps the aspect; never enlarges
+        thumb = io.BytesIO()
+        image.save(thumb, format="WEBP", lossless=True)
+        stamp = f"step+{int(step)}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
+        stem = f"{IMAGES_DIR}/{key.replace('/', '~')}+{stamp}"
+        self._log_bytes(f"{stem}.png", png)
+        self._log_bytes(f"{stem}+compressed.webp", thumb.getvalue())
+        self.client.set_tag(self.run_id, TAG_LOGGED_IMAGES, "true")
 
     def tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)

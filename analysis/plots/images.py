@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 
 def image_grid(
@@ -20,6 +21,8 @@ def image_grid(
     normalize_each: bool = True,
     blank: Sequence[bool] | None = None,
     value_range: tuple[float, float] | None = None,
+    notes: Sequence[str | None] | None = None,
+    title_size: float = 6,
 ) -> Figure:
     """Draw ``images`` in a grid of panels without axes.
 
@@ -31,6 +34,8 @@ def image_grid(
     :param blank: per image, True draws an empty panel (e.g. a dead map) instead of the pixels.
     :param value_range: (vmin, vmax) shared by all grayscale panels, shown in a colour bar (overrides
         ``normalize_each``).
+    :param notes: per image, a word drawn on an empty panel instead of the pixels (e.g. ``"uniform"``), or None.
+    :param title_size: the panels' title size in points.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -46,8 +51,11 @@ def image_grid(
         ax.set_axis_off()
         if i >= n:
             continue
-        if blank is not None and blank[i]:
-            ax.text(0.5, 0.5, "dead", ha="center", va="center", fontsize=7, color="0.5", transform=ax.transAxes)
+        note = "dead" if blank is not None and blank[i] else notes[i] if notes is not None else None
+        if note:
+            ax.text(0.5, 0.5, note, ha="center", va="center", fontsize=title_size + 1, color="0.4",
+                    transform=ax.transAxes)
+            ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, edgecolor="0.8", lw=0.8))
         elif images.ndim == 3:
             img = images[i]
             if value_range is not None:
@@ -60,9 +68,17 @@ def image_grid(
         else:
             ax.imshow(np.clip(images[i], 0, 1), interpolation="nearest")
         if titles is not None:
-            ax.set_title(titles[i], fontsize=6, pad=1)
+            ax.set_title(titles[i], fontsize=title_size, pad=1)
     if value_range is not None and shown is not None:
         fig.colorbar(shown, ax=axes, shrink=0.6, pad=0.01, label="pixel value")
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig
+
+
+def panel_fraction(fig: Figure) -> float:
+    """The smallest image panel's width as a fraction of the figure's width, after layout: a panel is this many
+    times the width the whole image is drawn at (the browser test turns an image's on-screen width into panel px)."""
+    fig.draw_without_rendering()  # constrained layout places the axes on draw
+    widths = [ax.get_position().width for ax in fig.axes if ax.images or ax.get_title()]
+    return min(widths) if widths else 0.0

@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig
 
 from analysis import tracking
+from experiments.reports import publish as reports
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import load_experiment, section
@@ -51,6 +52,7 @@ class LoggedRun:
     def publish_view(self) -> None:
         """Refresh the experiment's chart view in the MLflow UI with the metrics and images just logged."""
         views.try_publish_view(self.client, self.client.get_run(self.run_id).info.experiment_id)
+        reports.try_publish_report(self.client, self.run_id)  # report.html with what was just added
 
     def load_network(self) -> torch.nn.Module:
         """The trained network, rebuilt from the run's config and its weights (never unpickled), in eval mode, on the

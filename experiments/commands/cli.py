@@ -1,4 +1,6 @@
-"""The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
+"""Train the blog posts' networks, analyse what they learned and record every run in MLflow.
+
+The ``latentdream`` command: ``train``, ``sweep``, ``analyze``, ``oip``, ``dream``, ``runs``, ``compare``,
 ``register``, ``end``, ``ui``, ``demo``.
 
 Every subcommand takes ``key=value`` overrides anywhere after its positional arguments (also after options such as
@@ -15,6 +17,9 @@ from analysis import tracking
 from experiments.run.reporting import quiet_libraries, reported
 from experiments.sweeps.grid import MAX_RUNS
 from latentdream import stopping
+
+# what --help opens with: the docstring's first sentence, plain text (the docstring goes on in reStructuredText)
+DESCRIPTION = __doc__.split("\n\n", 1)[0].replace("\n", " ")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -124,7 +129,7 @@ def cmd_end(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="latentdream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="latentdream", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one experiment into a new MLflow run")

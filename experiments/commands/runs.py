@@ -24,6 +24,7 @@ import pandas as pd
 from analysis import tracking
 from analysis.plots import compare as plots
 from experiments.commands.compare import map_comparison, same_start
+from experiments.reports import publish as reports
 from experiments.run import store
 from experiments.run.config import recorded_config
 from latentdream import stopping
@@ -343,6 +344,7 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
         for key, value in tags.items():
             client.set_tag(outer, key, value)
         _log_comparison(tracking.RunWriter(client, outer), comparison)
+        reports.try_publish_report(client, outer)
         return outer
     experiment_id = store.experiment_id_for(client, COMPARISON_EXPERIMENT, store.default_artifact_root(uri))
     name = "compare " + " vs ".join(comparison.labels)
@@ -350,6 +352,7 @@ def compare_runs(run_ids: Sequence[str], tracking_uri: str | None = None) -> str
         run_id = client.create_run(experiment_id, run_name=name[:250], tags=tags).info.run_id
         with store.ended(client, run_id):
             _log_comparison(tracking.RunWriter(client, run_id), comparison)
+        reports.try_publish_report(client, run_id)  # report.html of the comparison
     return run_id
 
 

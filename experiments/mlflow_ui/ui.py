@@ -29,7 +29,18 @@ MAX_LISTED = 20  # experiments whose links are printed
 WORKERS = 2  # uvicorn workers: one user's browser (MLflow's default of 4 starts slowly on small machines)
 # MLflow's job runner (a consumer process per GenAI job type) serves nothing latentdream logs; set it to true to
 # have it anyway.
+# The server's Starlette warns twice per start that MLflow calls its deprecated run_until_first_complete: MLflow's
+# business, not the user's (PYTHONWARNINGS set by the user is kept, ours is appended after it).
 SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+SERVER_WARNING_FILTERS = "ignore:run_until_first_complete is deprecated"
+
+
+def server_env(environ: dict[str, str]) -> dict[str, str]:
+    """The environment of the ``mlflow server`` process: :data:`SERVER_ENV_DEFAULTS` under ``environ``, plus the
+    warning filter :data:`SERVER_WARNING_FILTERS`."""
+    env = {**SERVER_ENV_DEFAULTS, **environ}
+    env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), SERVER_WARNING_FILTERS) if w)
+    return env
 
 
 def server_command(host: str, port: int, tracking_uri: str | None = None, allowed_hosts: str | None = None,
@@ -158,7 +169,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, allowed_hosts: str | None =
         # its own process group: uvicorn forks workers, and the whole group must stop with us — also when we are
         # SIGKILLed: the watchdog leading the group stops it when the pipe we hold (its stdin) closes
         proc = subprocess.Popen([sys.executable, "-m", "experiments.mlflow_ui.watchdog", *cmd], start_new_session=True,
-                                stdin=subprocess.PIPE, env={**SERVER_ENV_DEFAULTS, **os.environ})
+                                stdin=subprocess.PIPE, env=server_env(dict(os.environ)))
         try:
             print(f"MLflow UI on {base}  (store: {uri}); Ctrl-C stops it")
             print(f"  experiments: {views.experiments_url(base)}")

@@ -24,10 +24,12 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import time
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from experiments.run import store
 
@@ -39,7 +41,10 @@ MAX_TAG_LENGTH = 20_000  # MLflow's MAX_EXPERIMENT_TAG_VAL_LENGTH, also the UI's
 AREAS = ("train", "val", "test", "latent", "oip", "dream")  # section order: curves first, then the analyses
 FIRST_CARDS = ("loss", "acc")  # a section's first cards
 MODEL_METRICS, SYSTEM_METRICS, SYSTEM_PREFIX = "Model metrics", "System metrics", "system/"
-IMAGE_COLUMNS, IMAGE_CARD_HEIGHT = 1, 640  # px; the UI's default is 3 columns of 360 px cards
+IMAGE_COLUMNS, IMAGE_CARD_HEIGHT = 1, 960  # px; the UI's default is 3 columns of 360 px cards
+LOG_SCALE = frozenset({"train/lr"})  # line cards on a log axis: schedules span decades
+FITTED = ("train/loss", "val/loss", "test/loss", "train/acc", "val/acc", "test/acc", "train/lr")  # fitted y axes
+MAX_FIT_RUNS = 10  # the runs whose histories fit the axes: those the UI's cards show (runsCountToCompare)
 MAX_RUNS = 1000  # runs whose metric keys are read (the UI pages through 100 at a time)
 MAX_IMAGE_RUNS = 10  # the UI shows the images of at most 10 runs
 
@@ -77,13 +82,32 @@ def _uuid(kind: str, name: str) -> str:
     return f"ld-{kind}-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
 
 
-def view_state(metrics: Mapping[str, bool], images: Mapping[str, int]) -> dict[str, Any]:
+def fitted_range(values: Iterable[float], log: bool = False) -> dict[str, float]:
+    """A line card's y ``range`` fitted to ``values`` (finite ones; for ``log`` the positive ones, in log10 as the UI
+    stores a log axis's range): min..max with 5 % margins, or ±10 % of the value when all are equal. Without it the
+    UI's plot pads a constant curve by ±1, so a learning rate of 0.002 reads as 0 on a −1…1 axis; ``{}`` (the UI's
+    own autorange) when there is nothing to fit."""
+    vals = [float(v) for v in values if math.isfinite(v) and (v > 0 or not log)]
+    if not vals:
+        return {}
+    if log:
+        vals = [math.log10(v) for v in vals]
+    lo, hi = min(vals), max(vals)
+    pad = (hi - lo) * 0.05 if hi > lo else (0.05 if log else max(abs(lo) * 0.1, 1e-9))
+    return {"yMin": lo - pad, "yMax": hi + pad}
+
+
+def view_state(metrics: Mapping[str, bool], images: Mapping[str, int],
+               ranges: Mapping[str, Iterable[float]] | None = None) -> dict[str, Any]:
     """The UI state of the view.
 
     :param metrics: metric key → whether any run logged it at a step >= 1 (a line card; else a bar card).
     :param images: stepped-image key → the step its card starts at.
+    :param ranges: metric key → the values its line card's y axis fits (:func:`fitted_range`; :data:`LOG_SCALE`
+        keys on a log axis); keys without values keep the UI's autorange.
     :returns: ``compareRunSections``, ``compareRunCharts`` and ``isAccordionReordered`` (JSON-ready).
     """
+    ranges = ranges or {}
     metric_sections = {section_name(k) for k in metrics}
     sections: dict[str, tuple] = {}  # name → sort key
     cards: list[tuple[tuple, dict]] = []
@@ -95,6 +119,8 @@ def view_state(metrics: Mapping[str, bool], images: Mapping[str, int]) -> dict[s
                 "runsCountToCompare": 10}
         if metrics[key]:
             card.update(_LINE)
+            log = key in LOG_SCALE
+            card.update(scaleType="log" if log else "linear", range=fitted_range(ranges.get(key, ()), log))
             if name == SYSTEM_METRICS:  # as the UI does: system metrics over wall time
                 card.update(xAxisKey="time", useGlobalXaxisKey=False)
         cards.append((sections[name], card))
@@ -173,9 +199,10 @@ def start_step(steps_per_run: list[set[int]]) -> int:
     return max(common) if common else max(steps_per_run[0], default=0)
 
 
-def experiment_keys(client: Any, experiment_id: str) -> tuple[dict[str, bool], dict[str, int]]:
-    """``(metric key → stepped, image key → start step)`` over the experiment's active runs (newest
-    :data:`MAX_RUNS`; images from the newest :data:`MAX_IMAGE_RUNS` runs that logged any)."""
+def experiment_keys(client: Any, experiment_id: str) -> tuple[dict[str, bool], dict[str, int], dict[str, list[float]]]:
+    """``(metric key → stepped, image key → start step, fitted key → values)`` over the experiment's active runs
+    (newest :data:`MAX_RUNS`; images from the newest :data:`MAX_IMAGE_RUNS` runs that logged any; the values of
+    the :data:`FITTED` keys from the newest :data:`MAX_FIT_RUNS` runs' histories)."""
     from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
 
     runs = client.search_runs([experiment_id], max_results=MAX_RUNS, order_by=["attributes.start_time DESC"])
@@ -188,7 +215,12 @@ def experiment_keys(client: Any, experiment_id: str) -> tuple[dict[str, bool], d
         paths = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
         for key, steps in image_steps(paths).items():
             per_run.setdefault(key, []).append(steps)
-    return metrics, {key: start_step(steps) for key, steps in per_run.items()}
+    values: dict[str, list[float]] = {}
+    for run in runs[:MAX_FIT_RUNS]:
+        logged = {m.key for m in getattr(run.data, "_metric_objs", [])}
+        for key in (k for k in FITTED if k in logged):
+            values.setdefault(key, []).extend(m.value for m in client.get_metric_history(run.info.run_id, key))
+    return metrics, {key: start_step(steps) for key, steps in per_run.items()}, values
 
 
 def _collided(err: BaseException) -> bool:
@@ -250,3 +282,11 @@ def run_url(base_url: str, experiment_id: str, run_id: str, tab: str = "model-me
     """A run's page, by default on its Model metrics tab (its curves and stepped images); ``tab="artifacts"`` or
     ``"artifacts/<path>"`` opens its files."""
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}/{tab}?{ML}"
+
+
+def compare_url(base_url: str, experiment_id: str, run_ids: Iterable[str]) -> str:
+    """MLflow's Compare page for ``run_ids`` (a parallel-coordinates plot of params and the first stored metric,
+    ``val/loss`` for latentdream's runs, then tables of params, metrics and tags)."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")))
+    experiments = quote(json.dumps([experiment_id], separators=(",", ":")))
+    return f"{base_url.rstrip('/')}/#/compare-runs?runs={runs}&experiments={experiments}&{ML}"

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,13 @@ from analysis.callbacks.learning_rate import EpochLearningRate
 from analysis.eval_mode import eval_mode
 from experiments.run import guards, store
 from experiments.mlflow_ui import views
+from experiments.reports import publish as reports
 from experiments.run.build import build_callbacks, build_datamodule, build_module, build_network, is_autoencoder, trainer_kwargs
 from experiments.run.config import flatten, split_params, to_yaml
 from experiments.run.guards import RunGuard
 from experiments.run.store import RunInterrupted, with_retries
 from latentdream import stopping
+from experiments.run.system_metrics import start_system_metrics
 from latentdream.errors import InputError
 
 log = logging.getLogger("latentdream")
@@ -63,18 +66,25 @@ class EpochMLFlowLogger(MLFlowLogger):
     turn FINISHED before the test metrics and the model are logged.
     """
 
-    def __init__(self, *args: Any, skip_steps: Mapping[str, frozenset[int]] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, skip_steps: Mapping[str, frozenset[int]] | None = None,
+                 after_first_log: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._skip = {key: set(steps) for key, steps in (skip_steps or {}).items()}
+        self._after_first_log = after_first_log
 
     @override
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         metrics = dict(metrics)
         epoch = metrics.pop("epoch", None)
         step = int(epoch) if epoch is not None else (step or 0)
-        metrics = {k: v for k, v in metrics.items() if step not in self._skip.get(k, ())}
+        # the headline metrics first: MLflow's Compare page and runs table take the keys in the order stored
+        metrics = {k: metrics[k] for k in sorted(metrics, key=tracking.headline_first)
+                   if step not in self._skip.get(k, ())}
         if metrics:
             with_retries(super().log_metrics, metrics, step=step)
+            if self._after_first_log is not None:  # e.g. start the system metrics, now that ours lead
+                self._after_first_log()
+                self._after_first_log = None
 
     @override
     def finalize(self, status: str = "success") -> None:
@@ -292,6 +302,7 @@ def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = 
         result = _fit_into_run(cfg, opened, swept, module, datamodule, callbacks)
     finally:
         opened.lock.release()
+    reports.try_publish_report(opened.client, result.run_id)  # report.html: the finished run in one page
     if publish_view:  # the UI's chart view: curves first, images uncaptioned
         views.try_publish_view(opened.client, opened.experiment_id)
     return result
@@ -355,13 +366,13 @@ def _open_run(cfg: DictConfig, command: str | None, tags: Mapping[str, str] | No
             store.check_writable(location, f"the artifact folder of experiment {experiment_name!r}")
         new_tags = {**run_tags(cfg, command), **(tags or {})}
         if plan is not None:
-            run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=cfg.tracking.system_metrics)
+            run = with_retries(mlflow.start_run, run_id=plan.run_id, log_system_metrics=False)
         elif outer_run_id:
             run = with_retries(mlflow.start_run, run_id=outer_run_id, tags=new_tags,
-                               log_system_metrics=cfg.tracking.system_metrics)
+                               log_system_metrics=False)
         else:
             run = with_retries(mlflow.start_run, experiment_id=experiment_id, run_name=cfg.tracking.run_name,
-                               tags=new_tags, log_system_metrics=cfg.tracking.system_metrics)
+                               tags=new_tags, log_system_metrics=False)
     except BaseException:
         if plan is not None:
             plan.lock.release()
@@ -389,8 +400,9 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
                 with_retries(mlflow.set_tags, config_tags)
                 with_retries(mlflow.log_text, to_yaml(cfg), tracking.CONFIG_ARTIFACT)
             checkpoint = _checkpoint_callback(checkpoint_dir)
+            start = partial(start_system_metrics, run_id, resume=plan is not None) if cfg.tracking.system_metrics else None
             logger = EpochMLFlowLogger(experiment_name=opened.experiment_name, tracking_uri=opened.uri, run_id=run_id,
-                                       skip_steps=plan.logged_steps if plan else None)
+                                       skip_steps=plan.logged_steps if plan else None, after_first_log=start)
             trainer = _trainer(cfg, guard, checkpoint, logger, callbacks)
             with guards.exported_run_id(run_id):  # DDP worker ranks join this run instead of making their own
                 trainer.fit(module, datamodule=datamodule, ckpt_path=plan.checkpoint if plan else None,

@@ -37,6 +37,7 @@ import pandas as pd
 from analysis import sweep_stats, tracking
 from analysis.plots import sweep as plots
 from experiments.commands import registry
+from experiments.reports import publish as reports
 from experiments.run import store
 from experiments.mlflow_ui import views
 from experiments.run.config import GridChecker, load_experiment, recorded_config
@@ -346,6 +347,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
                 _train_children(cluster, client, parent, source, planned, grid, min(parallel or slots, slots), kind)
                 if register:
                     _register_best(client, uri, parent, register, alias, metric, mode)
+            reports.try_publish_report(client, parent_id)  # report.html of the sweep: its summary and figures
         finally:
             lock.release()
             views.try_publish_view(client, experiment_id)  # the children's curves and images in the UI's chart view

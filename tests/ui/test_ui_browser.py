@@ -5,9 +5,13 @@ Two tiny CNN runs of two epochs with OIPs after each epoch, their comparison run
 and ``latentdream ui`` over that store; then:
 
 (a) a run's Model metrics tab: the OIP image card shows its image, inside the visible card, and steps over 2 epochs;
-(b) the experiment's chart view (the published view): training curves first, ``val/loss`` with both runs, the image
-    card without the params caption;
-(c) the comparison run's Artifacts tab lists its ``compare/`` files.
+(b) the experiment's chart view (the published view) at 1600 px: training curves first, ``val/loss`` with both runs,
+    the image card without the params caption, each of conv3's 128 OIP panels >= 48 px on screen with titles of
+    >= 8 px (the rendered image's bounding box times the figure's panel layout);
+(c) the comparison run's Artifacts tab lists its ``compare/`` files;
+(d) MLflow's Compare page plots ``val/loss`` by default, not a system metric;
+(e) each run's ``report.html`` (a training run, the comparison) inside MLflow's artifact viewer: curves first, every
+    image loaded, no console error.
 
 A missing browser fails the test (CI must not skip it); ``LATENTDREAM_SKIP_UI=1`` skips it on purpose. Screenshots go
 to a temporary folder, or to ``$LATENTDREAM_DOCS_IMAGES`` (``make docs-images`` writes ``docs/img/``).
@@ -25,9 +29,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis import tracking
+from analysis.oip.render import OIPResult
+from analysis.plots.images import panel_fraction
+from analysis.plots.oip import TITLE_POINTS, oip_grid
 from experiments.mlflow_ui import views
 from tests.conftest import TINY
 from tests.ui import free_port, wait_until_answers
@@ -41,10 +49,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 CARD = '[data-testid="experiment-view-compare-runs-card"]'
 SECTION = '[data-testid="experiment-view-compare-runs-section-header"]'
 IMAGE_KEY = tracking.oip_stem("conv3", "random")
-# Two epochs, OIPs of 8 conv3 maps after each (steps 0 and 1), nothing else after training.
-RUN = [*TINY, "trainer.max_epochs=2", "oip.every_n_epochs=1", "oip.steps=5", "oip.layers=[conv3]",
-       "oip.maps=[0,1,2,3,4,5,6,7]", "dream.enabled=false", "analysis.enabled=false", "tracking.log_model=false",
-       "tracking.system_metrics=false", "trainer.enable_progress_bar=false"]
+# Two epochs, OIPs of all 128 conv3 maps after each (steps 0 and 1: the largest grid), nothing else after training;
+# system metrics on (sampled every second), so the Compare page has them to pick from.
+RUN = [*TINY, "trainer.max_epochs=2", "oip.every_n_epochs=1", "oip.steps=3", "oip.layers=[conv3]",
+       "dream.enabled=false", "analysis.enabled=false", "tracking.log_model=false",
+       "tracking.system_metrics=true", "trainer.enable_progress_bar=false"]
+WIDTH = 1600  # px: the browser window of the issue
 
 
 def _require_browser() -> None:
@@ -79,6 +89,7 @@ def _make_runs(path: Path) -> dict[str, str]:
     uri = f"sqlite:///{path / 'mlflow.db'}"
     where = [f"tracking.tracking_uri={uri}", f"tracking.artifact_root={path / 'mlruns'}",
              f"tracking.checkpoint_dir={path / 'checkpoints'}"]
+    os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # the tiny runs end within seconds
     with _chdir(path):  # the comparison's experiment puts its artifacts under ./mlruns
         ids = [train(load_experiment("cnn_mnist_bundled", [*RUN, *where, f"optim.lr={lr}",
                                                            f"tracking.run_name=lr_{lr}"]), command="pytest").run_id
@@ -87,7 +98,8 @@ def _make_runs(path: Path) -> dict[str, str]:
         client = mlflow.MlflowClient(uri)
         experiment = client.get_run(ids[0]).info.experiment_id
         assert views.publish_view(client, experiment) == views.VIEW_KEY
-    return {"experiment": experiment, "run": ids[0], "comparison": comparison,
+    os.environ.pop("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", None)
+    return {"experiment": experiment, "run": ids[0], "runs": ids, "comparison": comparison,
             "comparisons": client.get_run(comparison).info.experiment_id}
 
 
@@ -113,7 +125,7 @@ def site(tmp_path_factory) -> Iterator[dict]:
         with sync_playwright() as pw:
             browser = pw.chromium.launch_persistent_context(
                 tempfile.mkdtemp(dir=path, prefix="chromium-profile-"), executable_path=str(CHROMIUM),
-                args=CHROMIUM_ARGS, headless=True, viewport={"width": 1400, "height": 900},
+                args=CHROMIUM_ARGS, headless=True, viewport={"width": WIDTH, "height": 1000},
                 env={**env, "HOME": str(path)})
             try:
                 page = browser.new_page()
@@ -150,10 +162,12 @@ def _assert_image_shown(card, ratio: float = 1.0) -> None:
     expect(img).to_be_in_viewport(ratio=ratio)
     assert img.evaluate("e => e.complete && e.naturalWidth") > 0
     img.scroll_into_view_if_needed()  # MLflow centres an image in a square box inside the card's scroll area
-    expect(img).to_be_in_viewport(ratio=1.0)
+    # at least as much as at first: a 128-map grid drawn readable is taller than the card's view, which scrolls
+    expect(img).to_be_in_viewport(ratio=ratio)
     box, frame = img.bounding_box(), card.bounding_box()
     assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
-    assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"], (box, frame)
+    # it starts inside the card; a grid taller than the card continues on the card's own scroll
+    assert frame["y"] <= box["y"] < frame["y"] + frame["height"], (box, frame)
 
 
 def test_a_run_page_shows_the_oip_image_stepping_over_epochs(site):
@@ -169,7 +183,10 @@ def test_a_run_page_shows_the_oip_image_stepping_over_epochs(site):
     # the run page captions each run's image with its params, which MLflow lets no server turn off, and centres it in
     # a square box: with four short params and a grid wider than tall, most of it shows at once, all of it on a
     # small scroll within the card (the experiment view, next test, shows it whole in an uncaptioned card)
-    _assert_image_shown(card, ratio=0.55)
+    # conv3's 128 maps make a square grid, so half of it shows at once in the run page's small default cards (sized
+    # by MLflow per browser), the rest on a scroll within the card; the chart view (next test) and the report show it
+    # whole and readable
+    _assert_image_shown(card, ratio=0.45)
     slider = card.locator('[role="slider"]')
     expect(slider).to_have_attribute("aria-valuemin", "0")
     expect(slider).to_have_attribute("aria-valuemax", "1")  # epochs 0 and 1
@@ -194,16 +211,75 @@ def test_the_experiment_view_has_curves_first_both_runs_and_captionless_images(s
     page.get_by_placeholder("Search metric charts").fill(IMAGE_KEY)
     images = _card(page, IMAGE_KEY)
     expect(images.locator("img.rc-image-img")).to_have_count(2)  # one per run
-    _assert_image_shown(images)
+    _assert_image_shown(images, ratio=0.6)  # drawn readable, conv3's grid is taller than the card: it scrolls
     assert "optim.lr=" not in images.inner_text()  # no params caption
     page.screenshot(path=str(site["shots"] / "experiment_oip_images.png"), animations="disabled")
+    # readable: each panel >= 48 px on screen, its title >= 8 px (the figure's layout scaled to the drawn image)
+    fig = oip_grid(_grid_of(128))
+    fraction, png_width = panel_fraction(fig), fig.get_size_inches()[0] * tracking.figure_dpi(fig)
+    for img in images.locator("img.rc-image-img").all():
+        shown = img.bounding_box()["width"]
+        assert shown * fraction >= 48, (shown, fraction)
+        assert TITLE_POINTS * tracking.figure_dpi(fig) / 72 * shown / png_width >= 8, (shown, png_width)
+
+
+def _grid_of(n: int) -> OIPResult:
+    """An OIP result of ``n`` maps: the layout the callback draws for a layer of ``n`` maps."""
+    zeros = np.zeros(n)
+    return OIPResult(layer="conv3", init="random", maps=np.arange(n), patterns=np.random.default_rng(0).random(
+        (n, 28, 28)), initial=zeros, final=zeros, activation=zeros, dead=zeros.astype(bool), history=zeros[None])
+
+
+def test_the_compare_page_plots_val_loss_not_a_system_metric(site):
+    from playwright.sync_api import expect
+
+    page = site["page"]
+    page.goto(views.compare_url(site["base"], site["experiment"], site["runs"]))
+    plot = page.locator(".js-plotly-plot").first
+    expect(plot).to_be_visible()
+    _close_assistant(page)
+    # parallel coordinates: one title per axis (SVG text: textContent, SVG has no innerText)
+    axes = plot.locator("text.axis-title").evaluate_all("els => els.map(e => e.textContent)")
+    assert tracking.VAL_LOSS in axes and not any(a.startswith("system/") for a in axes), axes
+    page.screenshot(path=str(site["shots"] / "compare_page.png"), animations="disabled")
+
+
+@pytest.mark.parametrize("which", ["run", "comparison"])
+def test_each_report_opens_in_the_artifact_viewer_with_every_image(site, which):
+    from playwright.sync_api import expect
+
+    page = site["page"]
+    experiment = site["experiment"] if which == "run" else site["comparisons"]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and m.location.get("url", "").startswith(
+        "blob:") else None)
+    page.goto("about:blank")
+    page.goto(views.run_url(site["base"], experiment, site[which], tab=f"artifacts/{tracking.REPORT}"))
+    frame = page.frame_locator("iframe.mlflow-html-iframe")
+    expect(frame.locator("section#curves")).to_be_visible()
+    _close_assistant(page)
+    first = frame.locator("section h2").all_inner_texts()
+    assert first[:2] == ["health", "curves"], first  # the report leads with the verdict and the curves
+    images = frame.locator("img.zoomable")
+    assert images.count() >= 1
+    for img in images.all():
+        img.scroll_into_view_if_needed()
+        assert img.evaluate("e => e.complete && e.naturalWidth > 0"), img.get_attribute("alt")
+    frame.locator("header").scroll_into_view_if_needed()
+    page.screenshot(path=str(site["shots"] / f"report_{which}.png"), animations="disabled")
+    if which == "run":  # an OIP grid opens full size
+        frame.locator("img.zoomable[alt^='oip/']").first.click()
+        expect(frame.locator("#lightbox")).to_be_visible()
+        page.screenshot(path=str(site["shots"] / "report_zoom.png"), animations="disabled")
+    assert not errors, errors
 
 
 def test_the_comparison_run_lists_its_compare_files(site):
     from playwright.sync_api import expect
 
     page = site["page"]
-    figure = tracking.compare_oip_png("conv3_random", "maps0-7")
+    figure = tracking.compare_oip_png("conv3_random", "maps0-31")
+    page.goto("about:blank")  # a new load: a hash change alone keeps the file the viewer showed before
     page.goto(views.run_url(site["base"], site["comparisons"], site["comparison"], tab=f"artifacts/{figure}"))
     expect(page.get_by_text(tracking.COMPARE_DIR, exact=True).first).to_be_visible()
     _close_assistant(page)

@@ -32,6 +32,9 @@ class CapturingClient:
     def log_image(self, *args, **kwargs):
         pass
 
+    def set_tag(self, run_id, key, value):
+        self.files[f"tag:{key}"] = str(value).encode()
+
     def log_batch(self, *args, **kwargs):
         pass
 
@@ -39,6 +42,22 @@ class CapturingClient:
 def _png_sizes(client: CapturingClient) -> dict[str, tuple[int, int]]:
     return {path: Image.open(io.BytesIO(data)).size for path, data in client.files.items()
             if path.endswith(".png") and not path.endswith("final.png")}
+
+
+def test_a_stepped_image_card_shows_the_figure_at_its_own_size():
+    client = CapturingClient()
+    tracking.RunWriter(client, "run").figure("oip/x.png", Figure(figsize=(8, 6)), step_key="oip/x", step=3)
+    stepped = {p: b for p, b in client.files.items() if p.startswith(f"{tracking.IMAGES_DIR}/oip~x+step+3+")}
+    png = next(b for p, b in stepped.items() if p.endswith(".png"))
+    webp = next(b for p, b in stepped.items() if p.endswith("+compressed.webp"))
+    assert png == client.files["oip/x.png"]  # the full image as logged
+    # MLflow's log_image would shrink the card's copy to 256 px; ours keeps 880 x 660 (<= THUMBNAIL_PX)
+    assert Image.open(io.BytesIO(webp)).size == (880, 660)
+    assert client.files[f"tag:{tracking.TAG_LOGGED_IMAGES}"] == b"true"
+    big = CapturingClient()
+    tracking.RunWriter(big, "run").figure("a/b.png", Figure(figsize=(18, 9)), step_key="a/b", step=0)
+    webp = next(b for p, b in big.files.items() if p.endswith(".webp"))
+    assert Image.open(io.BytesIO(webp)).size == (tracking.THUMBNAIL_PX, tracking.THUMBNAIL_PX // 2)
 
 
 def test_a_huge_figure_is_saved_at_most_2000_px_on_its_long_side():

@@ -7,7 +7,9 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from analysis.oip import oip_table, render_oips
-from analysis.plots.oip import oip_grid
+from analysis.oip.render import OIPResult
+from analysis.plots.images import panel_fraction
+from analysis.plots.oip import default_columns, oip_grid, uniform_maps
 from analysis.settings import OIPSettings
 from latentdream.errors import InputError
 from lightning_modules.networks import MnistCNN
@@ -177,10 +179,32 @@ def test_grid_on_a_shared_scale(small_cnn):
     res = _render(small_cnn, "conv1", maps=[0, 1, 2], steps=3)
     flat = type(res)(**{**res.__dict__, "patterns": np.stack([res.patterns[0], np.full((28, 28), 0.5, np.float32),
                                                                res.patterns[2]])})
-    own = [ax.images[0].get_clim() for ax in oip_grid(flat).axes if ax.images and ax.get_title()]
-    assert own[1] == (0.0, 1.0)  # a flat pattern is not stretched: it shows its value on the pixel scale
-    assert own[0] == (flat.patterns[0].min(), flat.patterns[0].max())  # the others each on their own min..max
+    panels = [ax for ax in oip_grid(flat).axes if ax.get_title()]
+    # a flat pattern is not stretched into a block of colour: its panel says "uniform"
+    assert not panels[1].images and [t.get_text() for t in panels[1].texts] == ["uniform\n0.50"]
+    assert panels[0].images[0].get_clim() == (flat.patterns[0].min(), flat.patterns[0].max())  # own min..max
     fig = oip_grid(flat, shared_scale=True)
     shared = {ax.images[0].get_clim() for ax in fig.axes if ax.images and ax.get_title()}
     assert len(shared) == 1 and "one colour scale" in fig.get_suptitle()
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
+def test_uniform_maps_are_those_spanning_under_five_percent_of_the_grid_range():
+    ramp = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)  # spread 1: the grid's range ~0.99
+    specks = np.full((28, 28), 0.3, np.float32)
+    specks[0, :5] = 1.0  # five bright pixels on a flat field: still uniform
+    patterns = np.stack([ramp, 0.5 + 0.04 * ramp, 0.5 + 0.06 * ramp, np.zeros((28, 28), np.float32), specks])
+    dead = np.array([False, False, False, True, False])
+    # 0.04 < 5 % of ~0.99 (uniform), 0.06 is not; a dead map is "dead", never "uniform"
+    assert uniform_maps(patterns, dead).tolist() == [False, True, False, False, True]
+
+
+def test_default_columns_keep_panels_wide_enough_for_the_ui():
+    assert [default_columns(n) for n in (1, 8, 32, 64, 128)] == [1, 4, 8, 12, 12]
+    res = OIPResult(layer="conv3", init="random", maps=np.arange(128), patterns=np.random.default_rng(0).random((128, 28, 28)),
+                    initial=np.zeros(128), final=np.zeros(128), activation=np.zeros(128), dead=np.zeros(128, bool),
+                    history=np.zeros((1, 128)))
+    fig = oip_grid(res)
+    # about 1,000 px wide at 110 dpi, 12 panels a row: drawn at ~850 px in the UI a panel is >= 48 px
+    width_px = fig.get_size_inches()[0] * 110
+    assert width_px <= 1100 and panel_fraction(fig) * 850 >= 48, (width_px, panel_fraction(fig))

@@ -14,6 +14,7 @@ PURE = [
     "analysis.oip.examples", "analysis.oip.predictions", "analysis.plots.mosaic", "analysis.compare.cka",
     "analysis.compare.matching", "analysis.compare.probe",
     "analysis.health.settings", "analysis.health.verdict", "analysis.health.probe", "analysis.plots.health",
+    "experiments.reports.page",
 ]
 
 

@@ -82,7 +82,8 @@ def test_image_steps_parse_mlflow_file_names_and_the_start_step():
 
 
 class FakeClient:
-    """search_runs / list_artifacts / get_experiment / set_experiment_tag over two runs in memory."""
+    """search_runs / list_artifacts / get_experiment / get_metric_history / set_experiment_tag over two runs in
+    memory."""
 
     def __init__(self, fail_first: int = 0):
         self.tags, self.writes, self.fail_first = {}, 0, fail_first
@@ -104,6 +105,9 @@ class FakeClient:
     def get_experiment(self, experiment_id):
         return SimpleNamespace(tags=dict(self.tags))
 
+    def get_metric_history(self, run_id, key):
+        return [SimpleNamespace(value=0.5 if run_id == "a" else 0.25, step=0)]
+
     def set_experiment_tag(self, experiment_id, key, value):
         if self.fail_first:
             self.fail_first -= 1
@@ -119,6 +123,8 @@ def test_publish_view_reads_the_keys_and_is_idempotent():
     cards = {c.get("metricKey") or c["imageKeys"][0]: c for c in envelope["state"]["compareRunCharts"]}
     assert cards["val/loss"]["type"] == "LINE" and cards["test/loss"]["type"] == "BAR"
     assert cards["oip/conv1_random"]["step"] == 1
+    # val/loss's axis fits both runs' histories (0.25 and 0.5, 5 % margins)
+    assert cards["val/loss"]["range"] == {"yMin": 0.25 - 0.0125, "yMax": 0.5 + 0.0125}
     views.publish_view(client, "1")
     assert client.writes == 1  # nothing changed: nothing written
     client.runs[1].data._metric_objs.append(SimpleNamespace(key="val/acc", step=2))
@@ -148,3 +154,21 @@ def test_links_open_the_model_training_ui():
     assert views.run_url(base, "3", "abc") == ("http://127.0.0.1:5000/#/experiments/3/runs/abc/model-metrics"
                                                "?workflowType=machine_learning")
     assert "/runs/abc/artifacts/compare/x.png?workflowType" in views.run_url(base, "3", "abc", "artifacts/compare/x.png")
+
+
+def test_training_curves_get_fitted_axes_and_the_learning_rate_a_log_axis():
+    state = views.view_state({"train/lr": True, "val/loss": True, "oip/conv1/dead_maps": True}, {},
+                             {"train/lr": [0.002, 0.002], "val/loss": [0.5, 0.1, 0.04]})
+    cards = {c["metricKey"]: c for c in state["compareRunCharts"]}
+    lr, loss = cards["train/lr"], cards["val/loss"]
+    assert lr["scaleType"] == "log" and loss["scaleType"] == "linear"
+    # a constant lr of 0.002: log10 = -2.699, ±0.05 decades (the UI's own ±1 would read 0.002 as 0)
+    assert abs(lr["range"]["yMin"] + 2.749) < 1e-3 and abs(lr["range"]["yMax"] + 2.649) < 1e-3, lr["range"]
+    assert abs(loss["range"]["yMin"] - (0.04 - 0.023)) < 1e-9 and abs(loss["range"]["yMax"] - (0.5 + 0.023)) < 1e-9
+    assert cards["oip/conv1/dead_maps"]["range"] == {}  # not fitted: the UI's autorange
+
+
+def test_fitted_range_ignores_what_it_cannot_draw():
+    assert views.fitted_range([]) == {} and views.fitted_range([float("nan")]) == {}
+    assert views.fitted_range([0.0, -1.0], log=True) == {}  # nothing positive on a log axis
+    assert views.fitted_range([2.0, 2.0]) == {"yMin": 1.8, "yMax": 2.2}
