@@ -25,8 +25,8 @@ SHORT = ["trainer.max_epochs=3", "trainer.limit_train_batches=20", "trainer.limi
 
 def _broken(monkeypatch, breaks):
     """Make ``train`` build its network as usual and then break it with ``breaks(network)``."""
-    def build_broken(cfg, in_channels, image_size):
-        network = build.build_network(cfg, in_channels, image_size)
+    def build_broken(cfg, in_channels, image_size, pixel_means=None):
+        network = build.build_network(cfg, in_channels, image_size, pixel_means)
         with torch.no_grad():
             breaks(network)
         return network
