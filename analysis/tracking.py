@@ -192,7 +192,7 @@ def dream_metric(mode: str, name: str) -> str:
 
 def health_metric(name: str) -> str:
     """``health/<name>``: a number behind the health verdict (``ok``, ``val_loss_change``, ``saturated_outputs``,
-    ``pc1_share``, ``<layer>/silent_maps``), logged once at the end of training."""
+    ``pc1_share``, ``silent_maps_<layer>``), logged once at the end of training."""
     return f"{HEALTH_DIR}/{name}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import pytest
 import torch
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
+
+# Ray reads its authentication mode once per process: the loopback cluster of tests/slow/test_ray_cluster.py runs
+# without tokens, so every Ray instance this test process starts or joins (local sweeps too) must agree. A user's
+# local sweep keeps Ray's default token authentication.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
@@ -75,3 +81,14 @@ def store(tmp_path) -> dict:
 # A tiny but complete training: one epoch of two batches, as lightning-hydra-template shrinks its configs.
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1", "data.batch_size=8"]
+
+
+@pytest.fixture(autouse=True)
+def no_stop_left_over():
+    """Each test starts with no stop recorded: a test that signals its own process (SIGTERM in every phase) must
+    not make the next test's first ``check_stop`` raise. (The CLI clears it itself: ``stopping.handle_signals``.)"""
+    from latentdream import stopping
+
+    stopping.clear_stop()
+    yield
+    stopping.clear_stop()

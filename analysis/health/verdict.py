@@ -50,11 +50,11 @@ class Verdict:
 
     def metrics(self) -> dict[str, float]:
         """The ``health/*`` metrics: ``health/ok`` (1 or 0) and the numbers measured — ``health/val_loss_change``,
-        ``health/saturated_outputs``, ``health/pc1_share``, ``health/<layer>/silent_maps`` (fractions)."""
+        ``health/saturated_outputs``, ``health/pc1_share``, ``health/silent_maps_<layer>`` (fractions; one name level, so the UI shows one health section)."""
         n = self.numbers
         values = {"ok": float(self.ok), "val_loss_change": loss_change(n.val_losses),
                   "saturated_outputs": n.saturated_outputs, "pc1_share": n.pc1_share,
-                  **{f"{layer}/silent_maps": v for layer, v in n.silent_maps.items()}}
+                  **{f"silent_maps_{layer}": v for layer, v in n.silent_maps.items()}}
         return {tracking.health_metric(name): float(v) for name, v in values.items() if v is not None}
 
 

@@ -51,7 +51,7 @@ def test_a_cnn_at_lr_1e9_finishes_not_learning_and_says_so_last(store, capsys):
     assert table.loc[0, "health"] == "not_learning: val/loss changed < 0.1 % over 3 epochs"
     run = mlflow.MlflowClient(store["uri"]).get_run(table.loc[0, "run_id"])
     assert run.data.metrics["health/ok"] == 0.0 and run.data.metrics["health/val_loss_change"] < 1e-3
-    assert "health/conv3/silent_maps" in run.data.metrics
+    assert "health/silent_maps_conv3" in run.data.metrics
 
 
 def test_an_autoencoder_whose_decoder_is_stuck_at_black_is_saturated(store, monkeypatch, tmp_path):
@@ -69,7 +69,7 @@ def test_a_cnn_whose_conv3_never_fires_is_silent(store, monkeypatch):
     _broken(monkeypatch, lambda cnn: cnn.conv3.bias.fill_(-1e3))  # SGD's L2 spares biases: it stays silent
     result, run = _train(store, "cnn_mnist_bundled")
     assert "silent: 100 % of conv3's maps never fire on validation data" in result.health
-    assert run.data.metrics["health/conv3/silent_maps"] == 1.0
+    assert run.data.metrics["health/silent_maps_conv3"] == 1.0
 
 
 @pytest.mark.parametrize("name,extra", [

@@ -58,7 +58,7 @@ def test_silent_names_the_worst_layer():
     numbers = HealthNumbers([0.3, 0.2, 0.1], silent_maps={"conv1": 0.0, "conv2": 0.25, "conv3": 0.6})
     verdict = judge(numbers, S)
     assert verdict.tag == "silent: 60 % of conv3's maps never fire on validation data"
-    assert verdict.metrics()["health/conv2/silent_maps"] == 0.25
+    assert verdict.metrics()["health/silent_maps_conv2"] == 0.25
     assert judge(numbers, HealthSettings(max_silent=0.7)).ok
 
 
