@@ -48,8 +48,7 @@ DEMO_RUNS: list[tuple[str, str, list[str]]] = [
 ]
 # The sweep's children are tiny: what it shows is the nesting, the grouping by point and the statistics over seeds.
 SWEEP = ["optim.lr=0.01,0.05", "trainer.seed=1,2", "trainer.max_epochs=2", "trainer.limit_train_batches=20",
-         "oip.layers=[conv3]", "oip.steps=20", "oip.examples=0", "dream.enabled=false", "tracking.system_metrics=false",
-         "tracking.log_model=false"]
+         "oip.enabled=false", "dream.enabled=false", "tracking.system_metrics=false", "tracking.log_model=false"]
 SUMMARY_METRICS = ("val/loss", "val/acc", "test/acc")
 UI = "http://127.0.0.1:5000"
 
