@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from analysis.oip.hooks import activations
+
 
 def _images(batches: Iterable, device: torch.device | str, max_images: int | None) -> Iterator[torch.Tensor]:
     """The batches' images on ``device``, cut off after ``max_images`` (None: all)."""
@@ -76,18 +78,8 @@ def probe_conv_maps(network: nn.Module, batches: Iterable, device: torch.device 
     if not names:
         return {}
     peaks: dict[str, torch.Tensor] = {}
-
-    def hook(name: str):
-        def keep_peak(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            peak = output.detach().float().amax(dim=(0, 2, 3))  # per map: the largest response anywhere
+    for x in _images(batches, device, max_images):
+        for name, output in activations(network, x, names).items():  # stops after the last of them
+            peak = output.float().amax(dim=(0, 2, 3))  # per map: the largest response anywhere
             peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak
-        return keep_peak
-
-    handles = [getattr(network, name).register_forward_hook(hook(name)) for name in names]
-    try:
-        for x in _images(batches, device, max_images):
-            network(x)
-    finally:
-        for handle in handles:
-            handle.remove()
     return {name: float((peak <= 0).float().mean()) for name, peak in peaks.items()}

@@ -22,6 +22,7 @@ from experiments.run.store import ended
 from latentdream import stopping
 from latentdream.stopping import StopRequested, check_stop
 from lightning_modules.networks import ConvAutoencoder, MnistCNN
+from tests.unit.test_store import FakeClient  # the run's end recorded, as in the store's own tests
 
 
 class RecordingWriter:
@@ -112,17 +113,6 @@ def test_a_sigterm_stops_the_latent_analysis_while_it_encodes():
         finally:
             timer.cancel()
     assert writer.writes == []
-
-
-class FakeClient:
-    def __init__(self):
-        self.tags, self.status = {}, None
-
-    def set_tag(self, run_id, key, value):
-        self.tags[key] = value
-
-    def set_terminated(self, run_id, status="FINISHED"):
-        self.status = status
 
 
 def test_a_run_owned_by_a_command_ends_killed_and_the_command_exits_143_with_one_line(capsys):
