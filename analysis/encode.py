@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentdream.stopping import check_stop
+from lightning_modules.data.arrays import images_of
 
 
 @torch.no_grad()
@@ -31,7 +32,7 @@ def encode_dataset(
     chunks = []
     for batch in tqdm(batches, desc="encoding", unit="batch", disable=None if progress else True, leave=False):
         check_stop()  # a SIGTERM ends the encoding between batches
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = images_of(batch)
         chunks.append(encode(x.to(device, non_blocking=True)).float())
     return torch.cat(chunks).cpu().numpy() if chunks else np.zeros((0, 0), np.float32)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from lightning_modules.base import TrainableModule
+from lightning_modules.data.arrays import images_of
 from lightning_modules.losses import LOSS_FUNCTIONS, ReconstructionLoss
 
 
@@ -35,10 +36,10 @@ class AutoencoderModule(TrainableModule):
 
     def reconstruction_loss(self, batch) -> torch.Tensor:
         """Mean reconstruction loss of a batch of images (B, C, H, W) in [0, 1]."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = images_of(batch)
         return LOSS_FUNCTIONS[self.loss_name](self.network, x)
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         loss = self.reconstruction_loss(batch)
-        self.accumulate(stage, len(batch[0] if isinstance(batch, (tuple, list)) else batch), loss=loss)
+        self.accumulate(stage, len(images_of(batch)), loss=loss)
         return loss

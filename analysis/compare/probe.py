@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from analysis.oip.hooks import activations
+from lightning_modules.data.arrays import images_of
 
 
 @torch.no_grad()
@@ -23,7 +24,7 @@ def probe_activations(model: nn.Module, batches: Iterable, layers: Sequence[str]
     layers = list(dict.fromkeys(layers))
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
     for batch in batches:
-        x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device).float()
+        x = images_of(batch).to(device).float()
         for name, out in activations(model, x, layers).items():
             parts[name].append(torch.relu(out).float())
     return {name: torch.cat(chunks).cpu().numpy() for name, chunks in parts.items()}

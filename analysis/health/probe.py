@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 from analysis.oip.hooks import activations
+from lightning_modules.data.arrays import images_of
 
 
 def _images(batches: Iterable, device: torch.device | str, max_images: int | None) -> Iterator[torch.Tensor]:
     """The batches' images on ``device``, cut off after ``max_images`` (None: all)."""
     seen = 0
     for batch in batches:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = images_of(batch)
         if max_images is not None:
             x = x[: max_images - seen]
         if len(x) == 0:

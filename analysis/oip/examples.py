@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from analysis.oip.hooks import activations
+from lightning_modules.data.arrays import images_of
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def top_examples(model: nn.Module, batches: Iterable, layers: Sequence[str], k: 
     kept_img: torch.Tensor | None = None
     seen = 0
     for batch in batches:
-        x = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(device, non_blocking=True).float()
+        x = images_of(batch).to(device, non_blocking=True).float()
         acts = activations(model, x, layers)
         position = torch.arange(seen, seen + len(x), device=device)
         seen += len(x)

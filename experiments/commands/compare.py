@@ -33,6 +33,7 @@ from analysis.compare.probe import probe_activations
 from analysis.oip.hooks import conv_layer_names
 from analysis.plots import compare as plots
 from latentdream.errors import InputError
+from lightning_modules.data.arrays import images_of
 
 PROBE_SIZE = 500  # validation images every compared network sees (all of them where the split is smaller)
 PROBE_BATCH = 250
@@ -77,7 +78,7 @@ def probe_images(cfg: Any, n: int = PROBE_SIZE) -> torch.Tensor:
     datamodule = build_datamodule(cfg)
     datamodule.prepare_data()
     batch = next(iter(datamodule.images_dataloader("val", batch_size=n, device="cpu")))
-    return (batch[0] if isinstance(batch, (tuple, list)) else batch).float().cpu()
+    return images_of(batch).float().cpu()
 
 
 def _matched_figures(oips: Mapping[str, tuple[list, list, list]], matchings: Mapping[str, pd.DataFrame],

@@ -20,6 +20,7 @@ from typing_extensions import override
 
 from latentdream.errors import DiskFullError, NonFiniteLossError, disk_full
 from latentdream.stopping import StopRequested
+from lightning_modules.data.arrays import images_of
 
 RUN_ID_ENV = "LATENTDREAM_RUN_ID"
 """The parent of a DDP job passes its run id to the worker ranks it launches through this variable."""
@@ -126,7 +127,7 @@ class RunGuard(Callback):
     @override
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if self.inject_nan_at_step is not None and trainer.global_step == self.inject_nan_at_step:
-            images = batch[0] if isinstance(batch, (tuple, list)) else batch
+            images = images_of(batch)
             images.fill_(float("nan"))
 
     @override

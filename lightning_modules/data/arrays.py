@@ -20,6 +20,12 @@ from torch.utils.data import Dataset, default_collate
 
 from latentdream.errors import InputError
 
+
+def images_of(batch):
+    """The images of a batch: the batch itself (B, C, H, W), or the first item of a (images, labels, ...) tuple —
+    what our loaders and the analyses' image loaders yield."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
 #: Largest ``data.image_size`` (faces and MNIST alike): a 1024x1024 RGB image is 3 MB as uint8 and 12 MB as a float
 #: tensor, already far past what these autoencoders train on; a 100000 px side ran out of memory.
 MAX_IMAGE_SIZE = 1024
