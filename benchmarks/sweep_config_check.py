@@ -12,6 +12,7 @@ import argparse
 import time
 
 from experiments.run.config import load_experiment
+from experiments.run.reporting import quiet_libraries
 from experiments.run.train import check_trainer
 from experiments.sweeps.grid import parse_grid
 from experiments.sweeps.sweep import check_configs, plan
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=10, help="values per axis (points = side³)")
     parser.add_argument("--sample", type=int, default=30, help="points loaded one by one for the per-point time")
     args = parser.parse_args()
+    quiet_libraries()  # the figures only, not Lightning's lines for each Trainer the per-point check builds
     n = args.side
     grid = parse_grid([f"optim.lr={','.join(f'{0.001 * (i + 1):g}' for i in range(n))}",
                        f"data.batch_size={','.join(str(8 * (i + 1)) for i in range(n))}",

@@ -6,14 +6,12 @@ Everything that can be wrong with a config is found here, before any run exists,
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf, ValueNode
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from analysis import tracking
@@ -31,7 +29,7 @@ def available_experiments() -> list[str]:
 
 
 # libyaml's safe loader when present: fast, and it caps nesting depth itself (the pure-Python one recurses)
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_FILE_BYTES = 1_000_000  # an experiment file (or a run's config.yaml) is a few kB
 MAX_NODES = 100_000  # values and containers after expanding every YAML alias (a real config has a few hundred)
 
@@ -45,7 +43,7 @@ def _read_yaml(path: Path) -> dict:
         if size > MAX_FILE_BYTES:
             raise InputError(f"{path}: {size:,} bytes is too large for an experiment file (at most {MAX_FILE_BYTES:,})")
         text = path.read_bytes().decode("utf-8")
-        data = yaml.load(text, Loader=_SAFE_LOADER) or {}  # safe: plain values only
+        data = yaml.load(text, Loader=SAFE_LOADER) or {}  # safe: plain values only
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not a text file (not UTF-8 at byte {err.start})") from None
     except OSError as err:
@@ -60,12 +58,12 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _check_override_value(item: str) -> None:
+def check_override_value(item: str) -> None:
     """An override's value is YAML too (OmegaConf parses it): the same limits as a file's, one line when it does not
     parse."""
     key, _, value = item.partition("=")
     try:
-        parsed = yaml.load(value, Loader=_SAFE_LOADER)
+        parsed = yaml.load(value, Loader=SAFE_LOADER)
     except (yaml.YAMLError, RecursionError) as err:
         raise InputError(f"override {key}={value!r} is not a valid value ({str(err).splitlines()[0]}); quote "
                          "text that YAML would read as syntax") from None
@@ -140,10 +138,10 @@ def _typed_section(raw: Any, kinds: dict[str, type], section_name: str) -> DictC
         return OmegaConf.merge(OmegaConf.structured(kinds[name]), raw)
     except OmegaConfBaseException as err:
         err.full_key = f"{section_name}.{getattr(err, 'full_key', None) or '?'}"
-        raise InputError(_one_line(err)) from None
+        raise InputError(one_line(err)) from None
 
 
-def _one_line(err: OmegaConfBaseException) -> str:
+def one_line(err: OmegaConfBaseException) -> str:
     # a resolved interpolation's value is never repeated: it may come from the environment, where secrets live
     text = re.sub(r"Value '.*?' of type", "The resolved value of type", str(err).splitlines()[0])
     key = getattr(err, "full_key", None)
@@ -164,7 +162,7 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise InputError(f"override {item!r} is not of the form key=value")
-        _check_override_value(item)
+        check_override_value(item)
     try:
         raw = _compose(path)
         raw = OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides)))
@@ -181,7 +179,7 @@ def load_experiment(name_or_path: str, overrides: list[str] | tuple[str, ...] = 
         OmegaConf.to_container(cfg, resolve=True)
         validate(cfg)
     except OmegaConfBaseException as err:
-        raise InputError(_one_line(err)) from None
+        raise InputError(one_line(err)) from None
     return cfg
 
 
@@ -227,7 +225,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def _get(cfg: Any, key: str) -> Any:
-    """``cfg.<section>.<key>``; the sections may be configs or built dataclasses (:class:`GridChecker`)."""
+    """``cfg.<section>.<key>``; the sections may be configs or built dataclasses
+    (:class:`~experiments.run.grid_check.GridChecker`)."""
     node = cfg
     for part in key.split("."):
         node = getattr(node, part)
@@ -351,144 +350,3 @@ def to_yaml(cfg: DictConfig) -> str:
     """The config as YAML text (logged as ``config.yaml``): every value resolved except interpolations, which keep
     their text (``${oc.env:X}``), so a secret never reaches the store; loading it resolves them again."""
     return OmegaConf.to_yaml(cfg, resolve=False)
-
-
-# Sections whose values meet in a rule of :func:`validate` (the model and its data, the CNN's layers and the OIP and
-# dream targets) or name the experiment: swept together, they are checked together.
-COUPLED_SECTIONS = frozenset({"model", "data", "oip", "dream", "name", "defaults"})
-
-
-class GridChecker:
-    """Check the configs of a sweep's points at a cost per *distinct projection*, not per point.
-
-    Every rule reads either one section (:func:`check_section`, and ``check`` — the trainer check — the trainer
-    section without its seed) or the coupled sections (:data:`COUPLED_SECTIONS`) together. So a point's config is
-    valid exactly when, for each group of sections (the coupled group, each other section on its own), the config
-    with that group's swept values — the rest as in the base — is valid. The coupled group's projections are loaded
-    fully (:func:`load_experiment`); another section's swept values are merged into that section alone and its
-    rules checked (about a millisecond); a point then costs a few dictionary lookups. A value holding an
-    interpolation (``${...}`` can reach across sections) is loaded point by point instead.
-
-    :param swept: the keys the grid varies; :param check: run on each distinct trainer projection (may raise).
-    """
-
-    def __init__(self, experiment: str, swept: tuple[str, ...], check: Any = None) -> None:
-        self.experiment, self.swept, self.check = experiment, frozenset(swept), check or (lambda cfg: None)
-        self._loaded: dict[tuple, Any] = {}
-        self._checked: set[tuple] = set()
-        self._first = True
-
-    def _full(self, overrides: list[str]) -> DictConfig:
-        key = tuple(overrides)
-        if key not in self._loaded:
-            cfg = load_experiment(self.experiment, overrides)
-            self._checked_once(cfg, [o for o in overrides if o.startswith("trainer.")])
-            self._loaded[key] = cfg
-        return self._loaded[key]
-
-    def _checked_once(self, cfg: Any, trainer_items: list[str]) -> None:
-        key = tuple(sorted(o for o in trainer_items if not o.startswith("trainer.seed=")))
-        if key not in self._checked:
-            self.check(cfg)
-            self._checked.add(key)
-
-    def _section(self, base: DictConfig, group: str, items: list[str]) -> dict[str, Any]:
-        key = (group, tuple(items))
-        if key not in self._loaded:
-            for item in items:
-                _check_override_value(item)
-            try:
-                node = self._fast_section(base, group, items)
-                if node is None:  # lists, nested keys, the trainer check: through OmegaConf
-                    node = OmegaConf.merge(base[group], OmegaConf.from_dotlist([i.split(".", 1)[1] for i in items]))
-                check_section(group, node)
-            except OmegaConfBaseException as err:
-                full = getattr(err, "full_key", None) or "?"
-                err.full_key = full if full.startswith(f"{group}.") else f"{group}.{full}"
-                raise InputError(_one_line(err)) from None
-            if group == "trainer" and isinstance(node, DictConfig):
-                self._checked_once(_PointView(base, {group: {group: node}}), items)
-            self._loaded[key] = {group: node}
-        return self._loaded[key]
-
-    def _fast_section(self, base: DictConfig, group: str, items: list[str]) -> Any:
-        """The section's dataclass with the scalar values of ``items`` (each converted by a copy of its typed node,
-        as a merge would; ``dataclasses.replace`` runs the section's rules), or None where that does not apply."""
-        section_node = base[group]
-        values = {}
-        for item in items:
-            key, _, text = item.partition("=")
-            leaf = key.split(".", 1)[1]
-            child = section_node._get_node(leaf) if "." not in leaf and leaf in section_node else None
-            if not isinstance(child, ValueNode):
-                return None
-            if group == "trainer" and leaf != "seed":
-                return None  # the trainer check needs the real section
-            node = copy.deepcopy(child)  # keeps its type and its parent; its own flag lifts the section's readonly
-            node._set_flag("readonly", False)
-            try:
-                node._set_value(yaml.load(text, Loader=_SAFE_LOADER))
-            except OmegaConfBaseException:
-                return None  # the merge says what is wrong, naming the key
-            values[leaf] = node._value()
-        if ("instance", group) not in self._loaded:
-            self._loaded[("instance", group)] = OmegaConf.to_object(section_node)
-        return dataclasses.replace(self._loaded[("instance", group)], **values)
-
-    def load(self, overrides: list[str]) -> Any:
-        """The config of the point given by ``overrides`` (the fixed ones and the point's swept ``key=value``\\ s),
-        checked: the first point's as a real config, later ones as a view whose sections are exact.
-
-        :raises InputError: the first rule the point breaks.
-        """
-        swept = [o for o in overrides if o.partition("=")[0] in self.swept]
-        fixed = [o for o in overrides if o.partition("=")[0] not in self.swept]
-        if self._first or any("${" in o for o in swept):
-            self._first = False
-            return self._full(overrides)
-        groups: dict[str, list[str]] = {}
-        for item in swept:
-            head = item.partition("=")[0].split(".")[0]
-            groups.setdefault("coupled" if head in COUPLED_SECTIONS else head, []).append(item)
-        base = self._full(fixed)
-        by_group = {group: (self._coupled(base, fixed, items) if group == "coupled"
-                            else self._section(base, group, items) if isinstance(base.get(group), DictConfig)
-                            else self._full([*fixed, *items])) for group, items in groups.items()}
-        return _PointView(base, by_group)
-
-    def _coupled(self, base: DictConfig, fixed: list[str], items: list[str]) -> Any:
-        """The coupled sections with their swept values: each section built on its own (its rules), then the rules
-        across them (:func:`validate_across`) on the combination; a change of model or data kind, or of the
-        experiment's name, loads the whole config."""
-        key = ("coupled", tuple(items))
-        if key in self._loaded:
-            return self._loaded[key]
-        keys = [item.partition("=")[0] for item in items]
-        if any(k in ("model.name", "data.name") or "." not in k for k in keys):
-            self._loaded[key] = self._full([*fixed, *items])
-            return self._loaded[key]
-        sections: dict[str, Any] = {}
-        for name in dict.fromkeys(k.split(".")[0] for k in keys):
-            sections.update(self._section(base, name, [i for i in items if i.startswith(f"{name}.")]))
-        view = _PointView(base, {"coupled": sections}, fallback=True)
-        validate_across(view)
-        self._loaded[key] = view
-        return view
-
-
-class _PointView:
-    """A point's config from its projections: ``view.<section>`` is the section of the projection that swept it."""
-
-    def __init__(self, base: DictConfig, by_group: dict[str, Any], fallback: bool = False) -> None:
-        self._base, self._by_group, self._fallback = base, by_group, fallback
-
-    def __getattr__(self, section_name: str) -> Any:
-        if section_name.startswith("_"):
-            raise AttributeError(section_name)
-        group = "coupled" if section_name in COUPLED_SECTIONS else section_name
-        found = self._by_group.get(group, self._base)
-        if self._fallback and section_name not in found:  # a coupled section the point does not sweep
-            return self._base[section_name]
-        return found[section_name]
-
-    __getitem__ = __getattr__

@@ -40,7 +40,8 @@ from experiments.commands import registry
 from experiments.reports import publish as reports
 from experiments.run import store
 from experiments.mlflow_ui import views
-from experiments.run.config import GridChecker, load_experiment, recorded_config
+from experiments.run.config import load_experiment, recorded_config
+from experiments.run.grid_check import GridChecker
 from experiments.sweeps import search as searching
 from experiments.sweeps.executor import RayCluster, is_local_store
 from experiments.sweeps.grid import SEED_KEY, Grid, parse_grid, point_label, random_points

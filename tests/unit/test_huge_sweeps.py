@@ -4,12 +4,14 @@ points, with exactly the verdicts of loading every point's config."""
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
 
 from experiments.commands.cli import main
-from experiments.run.config import GridChecker, load_experiment
+from experiments.run.config import load_experiment
+from experiments.run.grid_check import GridChecker
 from experiments.run.train import check_trainer
 from experiments.sweeps.grid import MAX_RUNS, check_size, parse_grid
 from experiments.sweeps.sweep import check_configs, plan
@@ -47,16 +49,26 @@ def test_points_are_addressed_without_listing_the_grid():
     assert len(runs) == 3 and time.monotonic() - start < 5
 
 
-def test_a_thousand_point_grid_is_checked_in_under_a_second_of_cpu():
+@pytest.fixture
+def frozen_heap():
+    """The test process's own heap moved out of the collector's view: after hundreds of tests a full collection of
+    it can take seconds, which says nothing about the check (whose objects are the only ones left to scan)."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+def test_a_thousand_point_grid_is_checked_in_under_a_second_of_cpu(frozen_heap):
     check_configs("cnn_mnist_bundled", parse_grid(["optim.lr=0.1"]), plan(parse_grid(["optim.lr=0.1"])))  # imports
     for items in ([f"optim.lr={_values(1000)}"], [f"data.batch_size={','.join(map(str, range(1, 1001)))}"],
                   [f"optim.lr={_values(10)}", f"optim.momentum={_values(10, 0.09)}", "trainer.seed=" +
                    ",".join(map(str, range(10)))]):
         grid = parse_grid(items)
         runs = plan(grid)
-        start = time.process_time()
+        start = time.thread_time()  # this thread's CPU: threads an earlier test left (Ray's, MLflow's) do not count
         checked, cfgs = check_configs("cnn_mnist_bundled", grid, runs)
-        assert time.process_time() - start < 1.0, items[0][:30]
+        assert time.thread_time() - start < 1.0, items[0][:30]
         assert len(checked) == 1000
     assert cfgs[-1].optim.lr == pytest.approx(0.01) and cfgs[-1].trainer.seed == 9 and checked[-1].config_seed == "9"
 
