@@ -263,8 +263,22 @@ def _train_worker(cfg: DictConfig, module: Any, datamodule: Any, run_id: str) ->
                 weights_only=True)
     trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint.best_model_path or None, verbose=False,
                  weights_only=True)
+    _leave_process_group(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return TrainResult(run_id, "", metrics, module, datamodule, trainer, rank=max(1, trainer.global_rank))
+
+
+def _leave_process_group(trainer: L.Trainer) -> None:
+    """Every rank leaves the DDP process group together, right after the last collective (the test loop's).
+
+    Left to Lightning's exit handler, a worker rank destroys its end of the group at exit while rank 0 still logs
+    the run's artifacts; under torchrun that worker then aborted now and then ("terminate called without an active
+    exception", SIGABRT) and the launcher on rank 0's node waited 300 s for it at its exit barrier."""
+    import torch.distributed as dist
+
+    if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        trainer.strategy.barrier("leave_process_group")
+        dist.destroy_process_group()
 
 
 def train(cfg: DictConfig, command: str | None = None, swept: tuple[str, ...] = (),
@@ -413,6 +427,7 @@ def _fit_into_run(cfg: DictConfig, opened: _OpenedRun, swept: tuple[str, ...], m
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             best = checkpoint.best_model_path
             trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+            _leave_process_group(trainer)
             stopping.check_stop()
             if best:
                 with_retries(mlflow.log_artifact, best, tracking.CHECKPOINT_DIR)
