@@ -28,6 +28,9 @@ from latentdream.errors import InputError
 log = logging.getLogger("latentdream")
 
 OBJECT_STORE_BYTES = 100 * 1024**2  # children return a few numbers: Ray's default (30 % of RAM) would waste memory
+# What a child imports (about 5 s on a laptop core): Ray's workers, started with the instance, import it while the
+# sweep opens its parent run, so the first child does not wait for it (a cluster of your own: docs/scale.md).
+PRELOADED_MODULES = ("mlflow", "experiments.run.train", "experiments.sweeps.child")
 MAX_RETRIES = 3  # Ray re-runs a child whose worker or node died this many times (the child resumes its run)
 
 
@@ -95,7 +98,8 @@ class RayCluster:
             else:
                 with _sigterm_blocked():
                     ray.init(address="local", num_cpus=self.local_cpus, num_gpus=_local_gpus(), include_dashboard=False,
-                             object_store_memory=OBJECT_STORE_BYTES, **kwargs)
+                             object_store_memory=OBJECT_STORE_BYTES,
+                             _system_config={"preload_python_modules": list(PRELOADED_MODULES)}, **kwargs)
                 self.started_local = True
         except (ConnectionError, RuntimeError, ValueError) as err:
             if not self.address:
@@ -112,7 +116,11 @@ class RayCluster:
     def __exit__(self, *exc: Any) -> None:
         import ray
 
-        ray.shutdown()  # a local instance stops with the driver; a joined cluster keeps running
+        if not self.started_local:
+            ray.shutdown()  # a joined cluster keeps running
+            return
+        with _stopped_at_once():
+            ray.shutdown()
 
     def capacity(self) -> Capacity:
         import ray
@@ -189,6 +197,42 @@ class RayCluster:
             try:
                 ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - already finished
+                pass
+
+
+@contextmanager
+def _stopped_at_once() -> Iterator[None]:
+    """``ray.shutdown`` of the local instance, its processes killed at once, and nothing of it left after.
+
+    Ray's graceful stop sends each process SIGTERM and waits a second before it kills it; ours have SIGTERM blocked
+    (:func:`_sigterm_blocked`), so every wait was in vain: five seconds of each local sweep. Killed at once, the
+    raylet's agents outlive it (they wait for a GCS that is gone), so its descendants, noted first, are killed
+    after. Where Ray's internals differ, its own stop runs unchanged."""
+    import psutil
+    from ray._private import ray_constants, worker
+
+    node = getattr(worker, "_global_node", None)
+    kill = getattr(node, "kill_all_processes", None)
+    raylets = getattr(node, "all_processes", {}).get(ray_constants.PROCESS_TYPE_RAYLET, [])
+    if kill is None or not raylets:
+        yield
+        return
+    try:
+        descendants = psutil.Process(raylets[0].process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+
+    def kill_at_once(*args: Any, **kwargs: Any) -> Any:
+        return kill(*args, **{**kwargs, "allow_graceful": False})
+
+    node.kill_all_processes = kill_at_once
+    try:
+        yield
+    finally:
+        for process in descendants:  # (not waited for: with the raylet gone, init reaps them)
+            try:
+                process.kill()
+            except psutil.Error:  # already gone
                 pass
 
 

@@ -19,6 +19,7 @@ TINY_ARGS = {
     "oip_batch.py": ["--steps", "2", "--train-steps", "5", "--repeats", "1", "--val", "64", "--render-steps", "2"],
     "sweep_config_check.py": ["--side", "3", "--sample", "3"],
     "sweep_dispatch.py": ["--children", "1"],
+    "sweep_nodes.py": ["--children", "2", "--batches", "1"],
     "throughput.py": ["--images", "512", "--repeats", "1", "--warmup", "1", "--bf16"],
 }
 
