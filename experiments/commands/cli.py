@@ -89,19 +89,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from experiments.commands.registry import check_registration
     from experiments.sweeps.sweep import run_sweep
 
-    from experiments.sweeps.grid import check_size, parse_grid
-
-    check_size(parse_grid(args.overrides), args.random, args.max_runs)  # a huge grid: one line at once
-    if args.register:  # a refused name or alias stops before anything is trained
-        check_registration(args.register, args.alias)
     parent = run_sweep(args.experiment, args.overrides, parallel=args.parallel, random=args.random,
                        random_seed=args.random_seed, resume=args.resume, register=args.register, alias=args.alias,
                        metric=args.metric, mode=args.mode, command=" ".join(["latentdream", *sys.argv[1:]]),
                        address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-                       search=args.search, trials=args.trials, prune=args.prune, storage=args.storage)
+                       search=args.search, trials=args.trials, prune=args.prune, storage=args.storage,
+                       max_runs=args.max_runs)
     what = tracking.SWEEP_TRIALS if args.search else tracking.SWEEP_SUMMARY
     print(f"sweep {parent} finished (artifact {what} of the parent run)")
     return 0

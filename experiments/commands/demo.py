@@ -120,13 +120,13 @@ def run_demo(overrides: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
 def unhealthy_runs(run_ids: Mapping[str, str], tracking_uri: str | None = None) -> dict[str, str]:
     """``"<label> (run <id>)"`` → health verdict of every demo run, and every child of the sweep, whose tag
     ``health`` is neither ``ok`` nor missing (the comparison and the sweep's parent train nothing)."""
+    from experiments.sweeps.sweep import children
+
     _, client = store.client_for(tracking_uri)
     runs = [(label, client.get_run(run_id)) for label, run_id in run_ids.items()]
     if "sweep" in run_ids:
-        parent = runs[[label for label, _ in runs].index("sweep")][1]
-        children = client.search_runs([parent.info.experiment_id],
-                                      f"tags.`{tracking.TAG_PARENT_RUN}` = '{run_ids['sweep']}'")
-        runs += [(f"sweep child {r.data.tags.get('mlflow.runName', '')}".rstrip(), r) for r in children]
+        runs += [(f"sweep child {r.data.tags.get('mlflow.runName', '')}".rstrip(), r)
+                 for r in children(client, dict(runs)["sweep"])]
     verdicts = {f"{label} (run {run.info.run_id})": run.data.tags.get(tracking.TAG_HEALTH) for label, run in runs}
     return {name: v for name, v in verdicts.items() if v not in (None, tracking.HEALTH_OK)}
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 
 from experiments.run import store
 from experiments.mlflow_ui import views
+from experiments.mlflow_ui.watchdog import GRACE_S
 from latentdream.errors import InputError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-GRACE_S = 10.0  # how long the server may take to stop before its group is killed
 MAX_LISTED = 20  # experiments whose links are printed
 WORKERS = 2  # uvicorn workers: one user's browser (MLflow's default of 4 starts slowly on small machines)
 # MLflow's job runner (a consumer process per GenAI job type) serves nothing latentdream logs; set it to true to

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 
-GRACE_S = 10.0
+GRACE_S = 10.0  # how long the server may take to stop before its group is killed (here and in ui.stop_group)
 
 
 def main(argv: list[str]) -> int:

@@ -40,7 +40,8 @@ class AtomicModelCheckpoint(ModelCheckpoint):
             if trainer.is_global_zero:
                 os.replace(tmp, filepath)
         except BaseException as err:
-            full = disk_is_full(err, os.path.dirname(filepath) or ".")
+            # an interrupt during the save stays an interrupt (the run ends KILLED), whatever space is left
+            full = isinstance(err, Exception) and disk_is_full(err, os.path.dirname(filepath) or ".")
             with contextlib.suppress(OSError):
                 os.remove(tmp)  # never leave a partial file behind (it may be what filled the disk)
             if full:

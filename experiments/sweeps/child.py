@@ -61,7 +61,6 @@ class ChildOutcome:
     state: str | None = None
     epochs: int = 0
     value: float | None = None
-    resumed: bool = False
 
 
 def node_id() -> str:
@@ -116,7 +115,7 @@ def train_child(job: ChildJob) -> ChildOutcome:
         resume = [f"resume={own.info.run_id}"] if own is not None else []
         if own is not None:  # the node it runs on now
             client.set_tag(own.info.run_id, tracking.TAG_SWEEP_NODE, node)
-        outcome.update(run_id=own.info.run_id if own else None, resumed=own is not None)
+        outcome["run_id"] = own.info.run_id if own else None
         _train(job, [*job.overrides, *resume], node, outcome)
         return 0
 
@@ -136,8 +135,7 @@ def train_child(job: ChildJob) -> ChildOutcome:
         if state == STATE_PRUNED:
             client.set_tag(run_id, tracking.TAG_SWEEP_PRUNED_EPOCH, str(outcome["pruned_epoch"]))
         outcome["state"] = state
-    return ChildOutcome(code, run_id, node, outcome.get("state"), outcome.get("epochs", 0), outcome.get("value"),
-                        outcome.get("resumed", False))
+    return ChildOutcome(code, run_id, node, outcome.get("state"), outcome.get("epochs", 0), outcome.get("value"))
 
 
 def _train(job: ChildJob, overrides: list[str], node: str, outcome: dict[str, Any]) -> None:

@@ -80,6 +80,7 @@ class RayCluster:
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
         self.local_cpus = local_cpus or os.cpu_count() or 1
         self.started_local = False
+        self._remotes: dict[Callable[..., Any], Any] = {}
 
     def __enter__(self) -> RayCluster:
         import ray
@@ -131,10 +132,10 @@ class RayCluster:
 
     @property
     def gpus(self) -> float:
-        """GPUs each child reserves: as asked, else one where the cluster has GPUs."""
-        if self.gpus_per_run is not None:
-            return self.gpus_per_run
-        return 1.0 if self.capacity().gpus > 0 else 0.0
+        """GPUs each child reserves: as asked, else one where the cluster has GPUs (asked of Ray once)."""
+        if self.gpus_per_run is None:
+            self.gpus_per_run = 1.0 if self.capacity().gpus > 0 else 0.0
+        return self.gpus_per_run
 
     def _check_resources(self) -> None:
         import ray
@@ -157,9 +158,10 @@ class RayCluster:
         """Run ``function(*args)`` as one Ray task with the child's resources; returns its ObjectRef."""
         import ray
 
-        remote = ray.remote(function).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus,
-                                              max_retries=MAX_RETRIES, retry_exceptions=False)
-        return remote.remote(*args)
+        if function not in self._remotes:  # made (and its function exported to the cluster) once per sweep
+            self._remotes[function] = ray.remote(function).options(
+                num_cpus=self.cpus_per_run, num_gpus=self.gpus, max_retries=MAX_RETRIES, retry_exceptions=False)
+        return self._remotes[function].remote(*args)
 
     @staticmethod
     def wait(refs: Sequence[Any], timeout: float) -> list[Any]:
@@ -246,5 +248,7 @@ def _local_gpus() -> int:
 
 
 def is_local_store(uri: str) -> bool:
-    """A store only this machine can reach: a sqlite file (or a bare path)."""
-    return uri.startswith("sqlite:") or "://" not in uri
+    """A store only this machine can reach: a sqlite file, or a folder (a bare path or ``file://``)."""
+    from experiments.run.store import local_path
+
+    return uri.startswith("sqlite:") or local_path(uri) is not None

@@ -194,7 +194,7 @@ def figures(study: Any) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         out["optimization_history"] = _sized(plots.plot_optimization_history(study).figure)
-        if len(study.trials) > 8 and len(done) >= 2 and len({k for t in done for k in t.params}) >= 1:
+        if len(study.trials) >= IMPORTANCE_MIN_TRIALS and len(done) >= 2:
             # fANOVA, seeded: Optuna's default evaluator ranks by its best 10 % of trials, one trial in a small sweep
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
             out["param_importances"] = _sized(plots.plot_param_importances(study, evaluator=evaluator).figure)

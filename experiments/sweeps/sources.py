@@ -83,7 +83,6 @@ class TrialSource:
         running = optuna.trial.TrialState.RUNNING
         self.trial_of: dict[int, Any] = {}
         self.pending = deque(optuna.trial.Trial(study, t._trial_id) for t in study.trials if t.state == running)
-        self.results: dict[int, ChildOutcome] = {}
 
     def next_job(self) -> ChildJob | None:
         if self.pending:
@@ -108,7 +107,6 @@ class TrialSource:
         import optuna
 
         trial = self.trial_of.pop(id(job))
-        self.results[trial.number] = outcome
         if outcome.code in (130, 143):
             return  # an interrupt: the trial stays RUNNING, and --resume continues its run
         if outcome.run_id:

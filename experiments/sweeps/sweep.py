@@ -44,7 +44,7 @@ from experiments.run.config import load_experiment, recorded_config
 from experiments.run.grid_check import GridChecker
 from experiments.sweeps import search as searching
 from experiments.sweeps.executor import RayCluster, is_local_store
-from experiments.sweeps.grid import SEED_KEY, Grid, parse_grid, point_label, random_points
+from experiments.sweeps.grid import MAX_RUNS, SEED_KEY, Grid, check_size, parse_grid, point_label, random_points
 from experiments.sweeps.runner import SweepInterrupted, execute, interrupts_stop, stop_children  # noqa: F401 - re-exported
 from experiments.sweeps.sources import GridSource, JobTemplate, TrialSource
 from experiments.run.store import with_retries
@@ -260,7 +260,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
               alias: str | None = None, metric: str = tracking.VAL_LOSS, mode: str = "min",
               command: str | None = None, address: str | None = None, cpus_per_run: float = 1.0,
               gpus_per_run: float | None = None, search: str | None = None, trials: int | None = None,
-              prune: bool = False, storage: str | None = None) -> str:
+              prune: bool = False, storage: str | None = None, max_runs: int = MAX_RUNS) -> str:
     """Train the sweep and return the parent run's id.
 
     :param experiment: experiment name or YAML path (as for ``latentdream train``).
@@ -273,6 +273,7 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
         ``metric`` (``mode`` min or max); ``metric``/``mode`` are also what a search optimises.
     :param address: the Ray cluster to run on (default ``RAY_ADDRESS``, else a local instance).
     :param cpus_per_run: CPUs each child reserves; ``gpus_per_run``: GPUs (default 1 where the cluster has GPUs).
+    :param max_runs: refuse a sweep of more runs than this (grid points, or ``random`` of them, × seeds).
     :param search: ``tpe`` or ``random``: sample the distributions with Optuna, ``trials`` trials (seeded by
         ``random_seed``); ``prune`` stops weak trials after any epoch; ``storage``: the study's database URL.
     :raises InputError: anything wrong with the grid, a point's config, the store or the resume (nothing started).
@@ -285,6 +286,9 @@ def run_sweep(experiment: str, items: Sequence[str], *, parallel: int | None = N
         raise InputError(f"--mode {mode!r} is not allowed; allowed: min, max")
     distributions, rest = searching.split_distributions(items)
     grid = parse_grid(rest)
+    check_size(grid, random, max_runs)  # a huge grid: one line at once, before any point is listed
+    if register:  # a refused name or alias stops before anything is trained
+        registry.check_registration(register, alias)
     kind = _check_search(distributions, grid, search, trials, prune, random)
     command = command or " ".join(["latentdream", "sweep", experiment, *items])
     if kind is None:
